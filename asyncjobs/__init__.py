@@ -1,0 +1,56 @@
+"""asyncjobs: a pure-asyncio job queue on Redis with atomic Lua state changes and short leases."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from ._context import Context
+from ._cron import cron
+from ._errors import (
+    AsyncJobsError,
+    ConfigurationError,
+    JobCancelled,
+    JobFailed,
+    JobTimeout,
+    PayloadError,
+    RedisUnavailable,
+    ResultNotFound,
+    Retry,
+    SerializationError,
+    UnknownTaskError,
+)
+from ._job import Job
+from ._models import JobInfo, JobStatus
+from ._queue import Queue
+from ._settings import WorkerSettings
+from ._task import Task, task
+from ._worker import Worker
+
+try:
+    __version__ = version("asyncjobs")
+except PackageNotFoundError:  # running from a source tree that was not installed
+    __version__ = "0+unknown"
+
+__all__ = [
+    "AsyncJobsError",
+    "ConfigurationError",
+    "Context",
+    "Job",
+    "JobCancelled",
+    "JobFailed",
+    "JobInfo",
+    "JobStatus",
+    "JobTimeout",
+    "PayloadError",
+    "Queue",
+    "RedisUnavailable",
+    "ResultNotFound",
+    "Retry",
+    "SerializationError",
+    "Task",
+    "UnknownTaskError",
+    "Worker",
+    "WorkerSettings",
+    "cron",
+    "task",
+]

@@ -1,0 +1,85 @@
+"""Context: what a running task knows about its job, plus the worker's shared state."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._queue import Queue
+
+
+class Context:
+    """Passed as the first argument of every task.
+
+    ``ctx["db"]`` reads and writes the worker-wide state that ``on_startup`` filled (arq-style).
+    """
+
+    __slots__ = (
+        "_enqueued_ms",
+        "_report_progress",
+        "_state",
+        "attempt",
+        "deadline",
+        "job_id",
+        "max_tries",
+        "queue",
+        "task_name",
+    )
+
+    def __init__(
+        self,
+        *,
+        job_id: str,
+        task_name: str,
+        attempt: int,
+        max_tries: int,
+        enqueued_ms: int,
+        queue: Queue,
+        state: dict[str, Any],
+        deadline: float | None = None,
+        report_progress: Callable[[float, str | None, str | None], Awaitable[None]] | None = None,
+    ) -> None:
+        self.job_id = job_id
+        self.task_name = task_name
+        self.attempt = attempt
+        self.max_tries = max_tries
+        self.queue = queue
+        self.deadline = deadline
+        self._enqueued_ms = enqueued_ms
+        self._state = state
+        self._report_progress = report_progress
+
+    @property
+    def enqueued_at(self) -> datetime:
+        return datetime.fromtimestamp(self._enqueued_ms / 1000, tz=timezone.utc)
+
+    def time_left(self) -> float | None:
+        """Seconds until this try's timeout cancels it (None when it has no timeout)."""
+        return None if self.deadline is None else max(0.0, self.deadline - time.monotonic())
+
+    async def progress(
+        self, value: float, *, stage: str | None = None, message: str | None = None
+    ) -> None:
+        """Record progress in [0, 1]; visible at once through ``Job.info()``."""
+        if not 0.0 <= value <= 1.0:
+            raise ValueError(f"progress must be within [0, 1], got {value}")
+        if self._report_progress is not None:
+            await self._report_progress(value, stage, message)
+
+    def __getitem__(self, key: str) -> Any:
+        return self._state[key]
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        self._state[key] = value
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._state
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self._state.get(key, default)
+
+    def __repr__(self) -> str:
+        return f"<Context job={self.job_id} task={self.task_name} attempt={self.attempt}>"

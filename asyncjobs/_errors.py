@@ -1,0 +1,95 @@
+"""Errors raised by asyncjobs, rooted at one class so callers can catch them all.
+
+    AsyncJobsError
+    ├── ConfigurationError      bad settings, an import path that does not resolve
+    ├── RedisUnavailable        Redis cannot be reached at the given URL
+    ├── SerializationError      arguments or a result that cannot be stored as JSON
+    ├── UnknownTaskError        a task name no worker registered
+    ├── PayloadError            a stored payload that cannot be decoded into the task's arguments
+    ├── JobFailed               the job ended FAILED (carries error type, message, traceback)
+    ├── JobCancelled            the job ended CANCELLED (or EXPIRED) instead of producing a result
+    ├── ResultNotFound          the job (or its kept result) no longer exists
+    └── JobTimeout              a try ran past its timeout (recorded as the job's error type)
+
+``Retry`` is not an error: a task raises it to ask for another try (control flow).
+"""
+
+from __future__ import annotations
+
+
+class AsyncJobsError(Exception):
+    """Root of every error asyncjobs raises."""
+
+
+class ConfigurationError(AsyncJobsError):
+    """Settings or an import path are wrong; the message says which and how to fix it."""
+
+
+class RedisUnavailable(AsyncJobsError):
+    """Redis did not answer at the configured URL."""
+
+
+class SerializationError(AsyncJobsError, TypeError):
+    """A value cannot be stored as JSON (task arguments or a task's return value)."""
+
+
+class UnknownTaskError(AsyncJobsError, LookupError):
+    """A job names a task that is not registered."""
+
+
+class PayloadError(AsyncJobsError, ValueError):
+    """A stored job payload cannot be decoded, or does not fit the task's signature."""
+
+
+class JobTimeout(AsyncJobsError, TimeoutError):
+    """A try of a job ran longer than its timeout and was cancelled."""
+
+
+class JobFailed(AsyncJobsError):
+    """The job ended FAILED; the fields say with which error, after how many tries."""
+
+    def __init__(
+        self,
+        job_id: str,
+        error_type: str,
+        error_message: str,
+        traceback: str = "",
+        attempts: int = 0,
+    ) -> None:
+        self.job_id = job_id
+        self.error_type = error_type
+        self.error_message = error_message
+        self.traceback = traceback
+        self.attempts = attempts
+        super().__init__(
+            f"job {job_id} failed after {attempts} tr{'y' if attempts == 1 else 'ies'}: "
+            f"{error_type}: {error_message}"
+        )
+
+
+class JobCancelled(AsyncJobsError):
+    """The job ended without a result: cancelled, or expired before it started."""
+
+    def __init__(self, job_id: str, status: str) -> None:
+        self.job_id = job_id
+        self.status = status
+        super().__init__(f"job {job_id} ended {status} and has no result")
+
+
+class ResultNotFound(AsyncJobsError, LookupError):
+    """The job is unknown, or its record expired (see `keep_result`)."""
+
+    def __init__(self, job_id: str) -> None:
+        self.job_id = job_id
+        super().__init__(
+            f"job {job_id} not found: it never existed here or its record expired "
+            "(raise keep_result if you read results late)"
+        )
+
+
+class Retry(Exception):
+    """Raised by a task to ask for another try after ``defer`` seconds (bounded by max_tries)."""
+
+    def __init__(self, defer: float | None = None) -> None:
+        self.defer = defer
+        super().__init__(f"retry requested (defer={defer})")

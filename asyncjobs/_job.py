@@ -1,0 +1,109 @@
+"""Job: a handle on one job by (queue, id): status, result, info, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from . import _serde
+from ._errors import JobCancelled, JobFailed, ResultNotFound
+from ._models import TERMINAL, JobInfo, JobStatus, job_info_from_fields
+from ._scripts import run_script
+
+if TYPE_CHECKING:
+    from ._queue import Queue
+    from ._task import Task
+
+R = TypeVar("R")
+
+_RESULT_FIELDS = ("status", "result", "error_type", "error_message", "traceback", "attempts")
+
+
+class Job(Generic[R]):
+    """A handle on a job; cheap to create, holds no state but the id and queue name."""
+
+    __slots__ = ("_queue", "_task", "duplicate", "id", "queue_name")
+
+    def __init__(
+        self,
+        queue: Queue,
+        job_id: str,
+        queue_name: str,
+        *,
+        duplicate: bool = False,
+        task: Task[Any, R] | None = None,
+    ) -> None:
+        self._queue = queue
+        self._task = task
+        self.id = job_id
+        self.queue_name = queue_name
+        self.duplicate = duplicate
+
+    def __repr__(self) -> str:
+        dup = " duplicate" if self.duplicate else ""
+        return f"<Job {self.id} queue={self.queue_name}{dup}>"
+
+    async def status(self) -> JobStatus:
+        raw = await self._queue.client.hget(self._keys.job(self.id), "status")
+        return JobStatus(raw.decode()) if raw else JobStatus.NOT_FOUND
+
+    async def info(self) -> JobInfo:
+        fields = await self._queue.client.hgetall(self._keys.job(self.id))
+        if not fields:
+            return JobInfo(id=self.id, queue=self.queue_name, task="", status=JobStatus.NOT_FOUND)
+        return job_info_from_fields(self.id, self.queue_name, fields)
+
+    async def result(self, timeout: float | None = None) -> R:
+        """Wait for the job to end (woken by Redis, no polling) and return its result.
+
+        Raises JobFailed if it failed, JobCancelled if it was cancelled or expired,
+        ResultNotFound if it does not exist, TimeoutError if ``timeout`` seconds pass first.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = None if timeout is None else loop.time() + timeout
+        key = self._keys.job(self.id)
+        async with self._queue.waiters.listen(self._keys.events, self.id) as changed:
+            while True:
+                changed.clear()
+                values = await self._queue.client.hmget(key, _RESULT_FIELDS)
+                status = JobStatus(values[0].decode()) if values[0] else JobStatus.NOT_FOUND
+                if status in TERMINAL:
+                    return self._outcome(status, values)
+                remaining = None if deadline is None else deadline - loop.time()
+                if remaining is not None and remaining <= 0:
+                    raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
+                try:
+                    await asyncio.wait_for(changed.wait(), remaining)
+                except asyncio.TimeoutError:
+                    raise TimeoutError(f"job {self.id} did not finish within {timeout} s") from None
+
+    def _outcome(self, status: JobStatus, values: list[Any]) -> R:
+        if status is JobStatus.SUCCEEDED:
+            value = _serde.loads(values[1])
+            return self._task.validate_result(value) if self._task is not None else value  # type: ignore[no-any-return]
+        if status is JobStatus.FAILED:
+            raise JobFailed(
+                self.id,
+                (values[2] or b"").decode(),
+                (values[3] or b"").decode(),
+                (values[4] or b"").decode(),
+                int(values[5] or 0),
+            )
+        if status is JobStatus.NOT_FOUND:
+            raise ResultNotFound(self.id)
+        raise JobCancelled(self.id, status.value)
+
+    async def cancel(self) -> bool:
+        """Cancel the job: a waiting job never runs, a running one is stopped. False if it ended."""
+        keys = self._keys
+        code = await run_script(
+            self._queue.client,
+            "cancel",
+            [keys.ready, keys.deferred, keys.leases, keys.stats],
+            [keys.job_prefix, self.id, self._queue.keep_result_ms, keys.events, keys.cancel],
+        )
+        return int(code) > 0
+
+    @property
+    def _keys(self) -> Any:
+        return self._queue.keys_for(self.queue_name)

@@ -1,0 +1,97 @@
+"""Every Redis key name of a queue, built in this one place under one hash tag.
+
+All keys of queue ``q`` start with ``{<prefix>:<q>}`` so that every script touches one Redis
+Cluster slot; per-job keys are built inside the scripts from ``job_prefix`` (same tag).
+docs/internals.md documents the layout; tests/test_keys.py keeps the two in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+DEFAULT_PREFIX = "asyncjobs"
+DEFAULT_QUEUE = "default"
+
+
+def queues_registry_key(prefix: str = DEFAULT_PREFIX) -> str:
+    """The untagged set of known queue names (read by `asyncjobs info`; never used in Lua)."""
+    return f"{prefix}:queues"
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """Key names of one queue; all share the hash tag ``{prefix:name}``."""
+
+    name: str
+    prefix: str = DEFAULT_PREFIX
+    tag: str = field(init=False)
+
+    def __post_init__(self) -> None:
+        if not self.name or any(c in self.name for c in "{}\t\n "):
+            raise ValueError(
+                f"invalid queue name {self.name!r}: use a non-empty name without braces or spaces"
+            )
+        object.__setattr__(self, "tag", f"{{{self.prefix}:{self.name}}}")
+
+    @property
+    def ready(self) -> str:
+        """ZSET of runnable job ids, score = priority band then FIFO sequence."""
+        return f"{self.tag}:ready"
+
+    @property
+    def deferred(self) -> str:
+        """ZSET of job ids waiting for a due time (ms, Redis clock): deferrals and retries."""
+        return f"{self.tag}:deferred"
+
+    @property
+    def leases(self) -> str:
+        """ZSET of in-flight job ids by lease deadline (ms)."""
+        return f"{self.tag}:leases"
+
+    @property
+    def wake(self) -> str:
+        """ZSET with one member that workers block on (BZPOPMIN); enqueue adds it."""
+        return f"{self.tag}:wake"
+
+    @property
+    def seq(self) -> str:
+        """Counter giving FIFO order among ready jobs of equal priority."""
+        return f"{self.tag}:seq"
+
+    @property
+    def dead_letters(self) -> str:
+        """Capped STREAM of jobs that ended FAILED, with payload and error."""
+        return f"{self.tag}:dlq"
+
+    @property
+    def workers(self) -> str:
+        """ZSET of worker ids serving this queue, score = heartbeat deadline (ms)."""
+        return f"{self.tag}:workers"
+
+    @property
+    def stats(self) -> str:
+        """HASH of counters (enqueued, succeeded, failed, retried, dead, recovered...)."""
+        return f"{self.tag}:stats"
+
+    @property
+    def events(self) -> str:
+        """Pub/sub channel: ``<job id> <status>`` on every visible job change."""
+        return f"{self.tag}:events"
+
+    @property
+    def cancel(self) -> str:
+        """Pub/sub channel: ids of running jobs whose worker must cancel them."""
+        return f"{self.tag}:cancel"
+
+    @property
+    def job_prefix(self) -> str:
+        """Prefix of job hashes; ``job_prefix + id`` is the job's key."""
+        return f"{self.tag}:job:"
+
+    @property
+    def idempotency_prefix(self) -> str:
+        """Prefix of idempotency keys; ``idempotency_prefix + key`` holds the job id."""
+        return f"{self.tag}:idem:"
+
+    def job(self, job_id: str) -> str:
+        return self.job_prefix + job_id

@@ -1,0 +1,129 @@
+"""Job status and the job record as users see it (a pydantic model read from the job hash)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel
+
+from . import _serde
+
+
+class JobStatus(str, Enum):
+    """Where a job is in its life; the values are what the job hash stores."""
+
+    QUEUED = "queued"
+    DEFERRED = "deferred"
+    IN_PROGRESS = "in_progress"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    EXPIRED = "expired"
+    NOT_FOUND = "not_found"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset(
+    {
+        JobStatus.SUCCEEDED,
+        JobStatus.FAILED,
+        JobStatus.CANCELLED,
+        JobStatus.EXPIRED,
+        JobStatus.NOT_FOUND,
+    }
+)
+
+
+class JobInfo(BaseModel):
+    """Everything known about one job (also the shape of a dead letter)."""
+
+    id: str
+    queue: str
+    task: str
+    args: list[Any] = []
+    kwargs: dict[str, Any] = {}
+    status: JobStatus
+    attempts: int = 0
+    max_tries: int | None = None
+    priority: int = 0
+    enqueued_at: datetime | None = None
+    scheduled_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    expires_at: datetime | None = None
+    result: Any = None
+    error: str | None = None
+    error_type: str | None = None
+    error_message: str | None = None
+    traceback: str | None = None
+    progress: float | None = None
+    stage: str | None = None
+    message: str | None = None
+    worker: str | None = None
+    idempotency_key: str | None = None
+    raw_payload: str | None = None
+
+    @property
+    def task_name(self) -> str:
+        return self.task
+
+
+def ms_to_datetime(value: bytes | str | None) -> datetime | None:
+    if value is None or value in (b"", "", b"0", "0"):
+        return None
+    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+
+
+def _text(value: bytes | str | None) -> str | None:
+    if value is None:
+        return None
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) -> JobInfo:
+    """Build a JobInfo from a job hash (or a dead-letter stream entry) as Redis returns it."""
+    f = {k.decode(): v for k, v in fields.items()}
+    payload = f.get("payload", b"")
+    try:
+        args, kwargs = _serde.decode_payload(payload)
+        raw = None
+    except ValueError:
+        args, kwargs, raw = [], {}, _text(payload)
+    error_type, error_message = _text(f.get("error_type")), _text(f.get("error_message"))
+    result: Any = None
+    if f.get("result") is not None:
+        result = _serde.loads(f["result"])
+    max_tries = int(f.get("max_tries", b"0") or 0)
+    progress = f.get("progress")
+    return JobInfo(
+        id=job_id,
+        queue=queue,
+        task=_text(f.get("task")) or "",
+        args=args,
+        kwargs=kwargs,
+        status=JobStatus(_text(f.get("status")) or "failed"),
+        attempts=int(f.get("attempts", b"0") or 0),
+        max_tries=max_tries or None,
+        priority=int(f.get("priority", b"0") or 0),
+        enqueued_at=ms_to_datetime(f.get("enqueued_at")),
+        scheduled_at=ms_to_datetime(f.get("scheduled_at")),
+        started_at=ms_to_datetime(f.get("started_at")),
+        finished_at=ms_to_datetime(f.get("finished_at") or f.get("failed_at")),
+        expires_at=ms_to_datetime(f.get("expires_at")),
+        result=result,
+        error=f"{error_type}: {error_message}" if error_type else None,
+        error_type=error_type or None,
+        error_message=error_message if error_type else None,
+        traceback=_text(f.get("traceback")) or None,
+        progress=float(progress) if progress not in (None, b"") else None,
+        stage=_text(f.get("stage")) or None,
+        message=_text(f.get("message")) or None,
+        worker=_text(f.get("worker")),
+        idempotency_key=_text(f.get("idempotency_key")),
+        raw_payload=raw,
+    )

@@ -1,0 +1,276 @@
+"""Queue: the client. Owns one Redis connection pool; enqueues jobs and reads them back."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Sequence
+from datetime import datetime, timedelta, timezone
+from types import TracebackType
+from typing import Any, TypeVar, overload
+
+from ._connection import DEFAULT_REDIS_URL, check_reachable, create_client
+from ._job import Job
+from ._keys import DEFAULT_PREFIX, DEFAULT_QUEUE, QueueKeys, queues_registry_key
+from ._models import JobInfo, job_info_from_fields
+from ._scripts import run_script
+from ._serde import encode_payload
+from ._task import Task
+from ._waiters import Waiters
+
+R = TypeVar("R")
+
+#: Keyword arguments of enqueue() that are options, not task arguments (arq's convention).
+ENQUEUE_OPTIONS = frozenset(
+    {
+        "_job_id",
+        "_queue_name",
+        "_defer_by",
+        "_defer_until",
+        "_priority",
+        "_idempotency_key",
+        "_idempotency_ttl",
+        "_max_tries",
+        "_timeout",
+        "_expires",
+    }
+)
+PRIORITY_LIMIT = 1000
+DEFAULT_KEEP_RESULT = 86_400.0
+DEFAULT_IDEMPOTENCY_TTL = 86_400.0
+DEFAULT_DEAD_LETTER_MAXLEN = 10_000
+_FIELDS_PER_JOB = 11
+
+
+def _seconds(value: float | timedelta | None, name: str) -> float:
+    if value is None:
+        return 0.0
+    seconds = value.total_seconds() if isinstance(value, timedelta) else float(value)
+    if seconds < 0:
+        raise ValueError(f"{name} must not be negative, got {seconds}")
+    return seconds
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+class Queue:
+    """The producer side: ``async with Queue(url) as queue: await queue.enqueue(task, ...)``.
+
+    Args:
+        url: ``redis://``, ``rediss://``, ``unix://`` or ``memory://`` (embedded, in-process).
+        name: the queue jobs go to unless the task or ``_queue_name`` says otherwise.
+        prefix: first part of every key (change it to run two apps on one Redis database).
+        keep_result: seconds a finished job's record (and result) stays readable.
+    """
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        name: str = DEFAULT_QUEUE,
+        prefix: str = DEFAULT_PREFIX,
+        keep_result: float = DEFAULT_KEEP_RESULT,
+        idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL,
+        client: Any = None,
+    ) -> None:
+        self.url = url or os.environ.get("ASYNCJOBS_REDIS_URL") or DEFAULT_REDIS_URL
+        self.name = name
+        self.prefix = prefix
+        self.keep_result_ms = _ms(keep_result)
+        self.idempotency_ttl = idempotency_ttl
+        self._owns_client = client is None
+        self.client: Any = client if client is not None else create_client(self.url)
+        self.waiters = Waiters(self.client)
+        self._keys: dict[str, QueueKeys] = {}
+        self._registered: set[str] = set()
+        self.keys_for(name)
+
+    async def __aenter__(self) -> Queue:
+        await check_reachable(self.client, self.url)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Stop the result subscription and close the pool (when this Queue made it)."""
+        await self.waiters.aclose()
+        if self._owns_client:
+            await self.client.aclose()
+
+    def keys_for(self, queue_name: str) -> QueueKeys:
+        keys = self._keys.get(queue_name)
+        if keys is None:
+            keys = self._keys[queue_name] = QueueKeys(queue_name, self.prefix)
+        return keys
+
+    def job(self, job_id: str, queue_name: str | None = None) -> Job[Any]:
+        """A handle on any job by id (in this Queue's default queue unless named)."""
+        return Job(self, job_id, queue_name or self.name)
+
+    # -- enqueue ---------------------------------------------------------------------------
+
+    @overload
+    async def enqueue(self, task: Task[Any, R], /, *args: Any, **kwargs: Any) -> Job[R]: ...
+
+    @overload
+    async def enqueue(self, task: str, /, *args: Any, **kwargs: Any) -> Job[Any]: ...
+
+    async def enqueue(self, task: Task[Any, Any] | str, /, *args: Any, **kwargs: Any) -> Job[Any]:
+        """Store one job and return its handle at once (an existing one if deduplicated)."""
+        return (await self.enqueue_many([(task, args, kwargs)]))[0]
+
+    async def enqueue_many(
+        self, items: Iterable[tuple[Task[Any, Any] | str, Sequence[Any], dict[str, Any]]]
+    ) -> list[Job[Any]]:
+        """Enqueue a batch: one script call per queue, jobs returned in the items' order."""
+        by_queue: dict[str, list[tuple[int, list[Any], Task[Any, Any] | None]]] = {}
+        count = 0
+        for index, (task, args, kwargs) in enumerate(items):
+            queue_name, fields, task_obj = self._job_fields(task, tuple(args), dict(kwargs))
+            by_queue.setdefault(queue_name, []).append((index, fields, task_obj))
+            count += 1
+        jobs: list[Job[Any] | None] = [None] * count
+        for queue_name, entries in by_queue.items():
+            keys = self.keys_for(queue_name)
+            await self._register(queue_name)
+            argv: list[Any] = [keys.job_prefix, keys.idempotency_prefix, len(entries)]
+            for _, fields, _ in entries:
+                argv.extend(fields)
+            reply = await run_script(
+                self.client,
+                "enqueue",
+                [keys.ready, keys.deferred, keys.wake, keys.seq, keys.stats],
+                argv,
+            )
+            for n, (index, _, task_obj) in enumerate(entries):
+                job_id = reply[2 * n]
+                jobs[index] = Job(
+                    self,
+                    job_id.decode() if isinstance(job_id, bytes) else job_id,
+                    queue_name,
+                    duplicate=bool(reply[2 * n + 1]),
+                    task=task_obj,
+                )
+        return [job for job in jobs if job is not None]
+
+    def _job_fields(
+        self, task: Task[Any, Any] | str, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> tuple[str, list[Any], Task[Any, Any] | None]:
+        """Split options from arguments, check and encode them: the enqueue script's fields."""
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("_")}
+        unknown = set(options) - ENQUEUE_OPTIONS
+        if unknown:
+            raise TypeError(
+                f"unknown enqueue option(s) {sorted(unknown)}; options are "
+                f"{sorted(ENQUEUE_OPTIONS)} (task arguments may not start with '_')"
+            )
+        task_obj: Task[Any, Any] | None = None
+        if isinstance(task, Task):
+            task_obj = task
+            task.check_arguments(args, kwargs)
+            name = task.name
+        elif isinstance(task, str) and task:
+            name = task
+        else:
+            raise TypeError(f"enqueue takes a Task or a task name, not {task!r}")
+        payload = encode_payload(args, kwargs, name)
+        queue_name = options.get("_queue_name") or (task_obj and task_obj.queue) or self.name
+        job_id = options.get("_job_id")
+        if job_id is None and task_obj is not None and task_obj.unique:
+            job_id = task_obj.unique_job_id(payload)
+        job_id = str(job_id) if job_id is not None else os.urandom(16).hex()
+        priority = int(options.get("_priority", 0))
+        if not -PRIORITY_LIMIT <= priority <= PRIORITY_LIMIT:
+            raise ValueError(f"_priority must be within ±{PRIORITY_LIMIT}, got {priority}")
+        max_tries = options.get("_max_tries") or (task_obj and task_obj.max_tries) or 0
+        timeout = options.get("_timeout") or (task_obj and task_obj.timeout) or 0
+        delay = _seconds(options.get("_defer_by"), "_defer_by")
+        defer_until = 0
+        if options.get("_defer_until") is not None:
+            when: datetime = options["_defer_until"]
+            if when.tzinfo is None:
+                when = when.replace(tzinfo=timezone.utc)
+            defer_until = _ms(when.timestamp())
+        expires = _seconds(options.get("_expires"), "_expires")
+        idem_key = options.get("_idempotency_key") or ""
+        idem_ttl = options.get("_idempotency_ttl") or (
+            (task_obj and task_obj.idempotency_ttl) or self.idempotency_ttl
+        )
+        fields = [
+            job_id,
+            name,
+            payload,
+            priority,
+            int(max_tries),
+            _ms(float(timeout)),
+            _ms(delay),
+            defer_until,
+            _ms(expires),
+            str(idem_key),
+            max(1, _ms(_seconds(idem_ttl, "_idempotency_ttl"))),
+        ]
+        assert len(fields) == _FIELDS_PER_JOB
+        return str(queue_name), fields, task_obj
+
+    async def _register(self, queue_name: str) -> None:
+        """Record the queue name once, so `asyncjobs info` and `asyncjobs job` can find it."""
+        if queue_name not in self._registered:
+            await self.client.sadd(queues_registry_key(self.prefix), queue_name)
+            self._registered.add(queue_name)
+
+    # -- dead letters ----------------------------------------------------------------------
+
+    async def dead_letters(self, limit: int = 100, queue_name: str | None = None) -> list[JobInfo]:
+        """The newest ``limit`` dead letters of a queue, newest first, error fields set."""
+        name = queue_name or self.name
+        entries = await self.client.xrevrange(self.keys_for(name).dead_letters, count=limit)
+        return [self._dead_letter_info(name, fields) for _, fields in entries]
+
+    async def replay_dead_letter(self, job_id: str, queue_name: str | None = None) -> Job[Any]:
+        """Enqueue a dead-lettered job again, same id, fresh tries; LookupError if not there."""
+        name = queue_name or self.name
+        keys = self.keys_for(name)
+        entry_id = await self._find_dead_letter(keys, job_id)
+        if entry_id is None:
+            raise LookupError(f"no dead letter for job {job_id} in queue {name!r}")
+        replayed = await run_script(
+            self.client,
+            "replay",
+            [keys.dead_letters, keys.ready, keys.wake, keys.seq, keys.stats],
+            [keys.job_prefix, entry_id, keys.events],
+        )
+        if not replayed:
+            raise LookupError(f"job {job_id} is live again; its dead letter was not replayed")
+        return Job(self, job_id, name)
+
+    async def purge_dead_letters(self, queue_name: str | None = None) -> int:
+        """Delete every dead letter of a queue; returns how many there were."""
+        key = self.keys_for(queue_name or self.name).dead_letters
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.xlen(key)
+            pipe.delete(key)
+            count, _ = await pipe.execute()
+        return int(count)
+
+    async def _find_dead_letter(self, keys: QueueKeys, job_id: str) -> bytes | None:
+        target = job_id.encode()
+        last = "+"
+        while True:
+            entries = await self.client.xrevrange(keys.dead_letters, max=last, count=500)
+            for entry_id, fields in entries:
+                if fields.get(b"id") == target:
+                    return entry_id  # type: ignore[no-any-return]
+            if len(entries) < 500:
+                return None
+            last = "(" + entries[-1][0].decode()
+
+    @staticmethod
+    def _dead_letter_info(queue_name: str, fields: dict[bytes, bytes]) -> JobInfo:
+        return job_info_from_fields(fields[b"id"].decode(), queue_name, fields)

@@ -1,0 +1,56 @@
+"""The Lua scripts: read from package data once, called by SHA, reloaded on NOSCRIPT."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from redis.exceptions import NoScriptError
+
+SCRIPT_NAMES = (
+    "enqueue",
+    "claim",
+    "extend",
+    "complete",
+    "fail",
+    "requeue",
+    "recover",
+    "cancel",
+    "progress",
+    "replay",
+)
+
+
+@dataclass(frozen=True)
+class Script:
+    """One script's full source (prelude included) and its SHA1."""
+
+    name: str
+    source: str
+    sha: str
+
+
+@cache
+def load_scripts() -> dict[str, Script]:
+    """Read every script from the package, prepending the shared prelude."""
+    folder = resources.files("asyncjobs") / "scripts"
+    prelude = (folder / "_prelude.lua").read_text()
+    scripts = {}
+    for name in SCRIPT_NAMES:
+        source = prelude + "\n" + (folder / f"{name}.lua").read_text()
+        sha = hashlib.sha1(source.encode()).hexdigest()
+        scripts[name] = Script(name, source, sha)
+    return scripts
+
+
+async def run_script(redis: Any, name: str, keys: list[str], args: list[Any]) -> Any:
+    """EVALSHA the named script; on NOSCRIPT (a restarted or new server) load it and retry."""
+    script = load_scripts()[name]
+    try:
+        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+    except NoScriptError:
+        await redis.script_load(script.source)
+        return await redis.evalsha(script.sha, len(keys), *keys, *args)

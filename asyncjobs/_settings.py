@@ -1,0 +1,105 @@
+"""WorkerSettings: validated worker configuration, also built from an arq-style class."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from ._connection import DEFAULT_REDIS_URL
+from ._errors import ConfigurationError
+from ._keys import DEFAULT_PREFIX, DEFAULT_QUEUE
+from ._task import Task
+
+Hook = Callable[[Any], Awaitable[None]]
+
+#: arq attribute name → our field name, for settings classes written for arq.
+ARQ_ALIASES = {
+    "max_jobs": "concurrency",
+    "queue_name": "queues",
+    "redis_settings": "redis_url",
+}
+
+
+class WorkerSettings(BaseModel):
+    """Everything a worker needs; unknown names are refused (a typo never passes silently)."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    redis_url: str = DEFAULT_REDIS_URL
+    functions: list[Any] = Field(default_factory=list)
+    queues: list[str] = Field(default_factory=lambda: [DEFAULT_QUEUE])
+    concurrency: int = Field(100, ge=1)
+    on_startup: Hook | None = None
+    on_shutdown: Hook | None = None
+    on_job_start: Hook | None = None
+    on_job_end: Hook | None = None
+    cron_jobs: list[Any] = Field(default_factory=list)
+    lease_seconds: float = Field(10.0, gt=0.2)
+    max_tries: int = Field(3, ge=1)
+    job_timeout: float = Field(300.0, gt=0)
+    keep_result: float = Field(86_400.0, ge=0)
+    shutdown_grace: float = Field(20.0, ge=0)
+    dead_letter_maxlen: int = Field(10_000, ge=1)
+    prefix: str = DEFAULT_PREFIX
+    name: str | None = None
+
+    @field_validator("functions")
+    @classmethod
+    def _tasks_only(cls, value: list[Any]) -> list[Any]:
+        tasks: list[Task[Any, Any]] = []
+        for fn in value:
+            if isinstance(fn, Task):
+                tasks.append(fn)
+            elif inspect.iscoroutinefunction(fn):
+                tasks.append(Task(fn))
+            else:
+                raise ValueError(f"functions must hold @task functions or async defs, got {fn!r}")
+        names = [t.name for t in tasks]
+        dupes = {n for n in names if names.count(n) > 1}
+        if dupes:
+            raise ValueError(f"two functions share the task name(s) {sorted(dupes)}")
+        return tasks
+
+    @field_validator("queues", mode="before")
+    @classmethod
+    def _queue_list(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("redis_url", mode="before")
+    @classmethod
+    def _redis_url(cls, value: Any) -> Any:
+        # arq's RedisSettings(host=, port=, database=, password=) → a URL
+        if hasattr(value, "host") and hasattr(value, "port"):
+            auth = f":{value.password}@" if getattr(value, "password", None) else ""
+            scheme = "rediss" if getattr(value, "ssl", False) else "redis"
+            return f"{scheme}://{auth}{value.host}:{value.port}/{getattr(value, 'database', 0)}"
+        return value
+
+    @classmethod
+    def coerce(cls, obj: Any) -> WorkerSettings:
+        """Accept a WorkerSettings, a dict, or an arq-style class/object with the same names."""
+        if isinstance(obj, WorkerSettings):
+            return obj
+        if isinstance(obj, dict):
+            raw = dict(obj)
+        else:
+            raw = {k: getattr(obj, k) for k in dir(obj) if not k.startswith("_")}
+        data: dict[str, Any] = {}
+        for key, value in raw.items():
+            field = ARQ_ALIASES.get(key, key)
+            if field not in cls.model_fields:
+                hint = difflib.get_close_matches(field, list(cls.model_fields), n=1)
+                raise ConfigurationError(
+                    f"unknown worker setting {key!r}"
+                    + (f"; did you mean {hint[0]!r}?" if hint else "")
+                    + f" Known settings: {', '.join(sorted(cls.model_fields))}"
+                )
+            data[field] = value
+        try:
+            return cls(**data)
+        except ValueError as exc:
+            raise ConfigurationError(f"invalid worker settings: {exc}") from None

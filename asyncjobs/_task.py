@@ -1,0 +1,168 @@
+"""The @task decorator and Task: a typed, awaitable task with its per-task defaults."""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+from collections.abc import Awaitable, Callable
+from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
+
+from pydantic import TypeAdapter
+
+from ._backoff import Backoff
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+TaskFunction = Callable[..., Awaitable[Any]]
+
+
+def _adapter_for(annotation: Any) -> TypeAdapter[Any] | None:
+    """A validator for one annotation, or None when there is nothing worth checking."""
+    if annotation in (inspect.Parameter.empty, Any, None, type(None), object):
+        return None
+    try:
+        return TypeAdapter(annotation)
+    except Exception:  # an annotation pydantic cannot build a schema for: pass values through
+        return None
+
+
+class Task(Generic[P, R]):
+    """A registered task. Awaiting ``task(ctx, *args)`` runs the function directly (for tests)."""
+
+    def __init__(
+        self,
+        fn: Callable[Concatenate[Any, P], Awaitable[R]],
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        max_tries: int | None = None,
+        timeout: float | None = None,
+        backoff: Backoff | None = None,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        unique: bool = False,
+        idempotency_ttl: float | None = None,
+    ) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"@task needs an `async def` function; {getattr(fn, '__name__', fn)!r} is not one"
+            )
+        if max_tries is not None and max_tries < 1:
+            raise ValueError("max_tries counts executions and must be at least 1")
+        self.fn = fn
+        self.name = name or fn.__name__
+        self.queue = queue
+        self.max_tries = max_tries
+        self.timeout = timeout
+        self.backoff = backoff
+        self.retry_on = retry_on
+        self.unique = unique
+        self.idempotency_ttl = idempotency_ttl
+        self.__doc__ = fn.__doc__
+        self.__name__ = fn.__name__
+        self.__wrapped__ = fn
+        self._signature = inspect.signature(fn)
+        self._validators: dict[str, TypeAdapter[Any]] | None = None
+        self._result_adapter: TypeAdapter[Any] | bool | None = False
+
+    def __call__(self, ctx: Any, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        return self.fn(ctx, *args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<Task {self.name}>"
+
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        """Raise TypeError now, at enqueue, if the arguments cannot bind to the function."""
+        try:
+            self._signature.bind(None, *args, **kwargs)
+        except TypeError as exc:
+            raise TypeError(f"wrong arguments for task {self.name!r}: {exc}") from None
+
+    def validate_arguments(
+        self, args: list[Any], kwargs: dict[str, Any]
+    ) -> tuple[list[Any], dict[str, Any]]:
+        """Turn decoded JSON back into the annotated types (pydantic models, dates...)."""
+        if self._validators is None:
+            hints = inspect.get_annotations(self.fn, eval_str=True)
+            params = list(self._signature.parameters.values())[1:]
+            self._validators = {
+                p.name: a for p in params if (a := _adapter_for(hints.get(p.name, p.empty)))
+            }
+        if not self._validators:
+            return args, kwargs
+        bound = self._signature.bind(None, *args, **kwargs)
+        for name, adapter in self._validators.items():
+            if name in bound.arguments:
+                param = self._signature.parameters[name]
+                value = bound.arguments[name]
+                if param.kind is param.VAR_POSITIONAL:
+                    bound.arguments[name] = tuple(adapter.validate_python(v) for v in value)
+                elif param.kind is param.VAR_KEYWORD:
+                    bound.arguments[name] = {
+                        k: adapter.validate_python(v) for k, v in value.items()
+                    }
+                else:
+                    bound.arguments[name] = adapter.validate_python(value)
+        return list(bound.args[1:]), dict(bound.kwargs)
+
+    def validate_result(self, value: Any) -> Any:
+        """Turn a stored JSON result back into the annotated return type."""
+        if self._result_adapter is False:
+            hints = inspect.get_annotations(self.fn, eval_str=True)
+            self._result_adapter = _adapter_for(hints.get("return", inspect.Parameter.empty))
+        if isinstance(self._result_adapter, TypeAdapter):
+            return self._result_adapter.validate_python(value)
+        return value
+
+    def unique_job_id(self, payload: bytes) -> str:
+        """arq-style unique id: the same task with the same arguments is one job."""
+        return f"{self.name}:{hashlib.sha256(payload).hexdigest()[:32]}"
+
+
+@overload
+def task(fn: Callable[Concatenate[Any, P], Awaitable[R]], /) -> Task[P, R]: ...
+
+
+@overload
+def task(
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    max_tries: int | None = None,
+    timeout: float | None = None,
+    backoff: Backoff | None = None,
+    retry_on: tuple[type[BaseException], ...] | None = None,
+    unique: bool = False,
+    idempotency_ttl: float | None = None,
+) -> Callable[[Callable[Concatenate[Any, P], Awaitable[R]]], Task[P, R]]: ...
+
+
+def task(
+    fn: Callable[Concatenate[Any, P], Awaitable[R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    queue: str | None = None,
+    max_tries: int | None = None,
+    timeout: float | None = None,
+    backoff: Backoff | None = None,
+    retry_on: tuple[type[BaseException], ...] | None = None,
+    unique: bool = False,
+    idempotency_ttl: float | None = None,
+) -> Task[P, R] | Callable[[Callable[Concatenate[Any, P], Awaitable[R]]], Task[P, R]]:
+    """Register an ``async def f(ctx, ...)`` as a task, bare (``@task``) or with options."""
+
+    def wrap(f: Callable[Concatenate[Any, P], Awaitable[R]]) -> Task[P, R]:
+        return Task(
+            f,
+            name=name,
+            queue=queue,
+            max_tries=max_tries,
+            timeout=timeout,
+            backoff=backoff,
+            retry_on=retry_on,
+            unique=unique,
+            idempotency_ttl=idempotency_ttl,
+        )
+
+    return wrap(fn) if fn is not None else wrap

@@ -1,0 +1,97 @@
+"""Result waiters: one pub/sub subscription per Queue, fanned out to waiters by job id.
+
+A waiter registers and subscribes *before* it reads the job's stored state, so a job that
+finishes in between still wakes it. If the subscription connection drops, every waiter is woken
+to re-read its job, so no notification lost during a reconnect leaves one hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+log = logging.getLogger("asyncjobs.client")
+
+
+class Waiters:
+    """Dispatches ``<job id> <status>`` events from the queues' channels to local waiters."""
+
+    def __init__(self, client: Any) -> None:
+        self._client = client
+        self._pubsub: Any = None
+        self._channels: set[str] = set()
+        self._events: dict[str, set[asyncio.Event]] = {}
+        self._lock = asyncio.Lock()
+        self._reader: asyncio.Task[None] | None = None
+
+    @contextlib.asynccontextmanager
+    async def listen(self, channel: str, job_id: str) -> AsyncIterator[asyncio.Event]:
+        """An event set whenever job ``job_id`` changes (or the subscription was re-made)."""
+        event = asyncio.Event()
+        self._events.setdefault(job_id, set()).add(event)
+        try:
+            await self._subscribe(channel)
+            yield event
+        finally:
+            waiting = self._events.get(job_id)
+            if waiting is not None:
+                waiting.discard(event)
+                if not waiting:
+                    del self._events[job_id]
+
+    async def _subscribe(self, channel: str) -> None:
+        if channel in self._channels:
+            return
+        async with self._lock:
+            if channel in self._channels:
+                return
+            if self._pubsub is None:
+                self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            await self._pubsub.subscribe(channel)
+            self._channels.add(channel)
+            if self._reader is None:
+                self._reader = asyncio.create_task(self._read(), name="asyncjobs-waiters")
+
+    async def _read(self) -> None:
+        backoff = 0.05
+        while True:
+            try:
+                message = await self._pubsub.get_message(timeout=None)
+                backoff = 0.05
+            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+                log.warning("result subscription lost (%s); re-subscribing", exc)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 2.0)
+                with contextlib.suppress(Exception):
+                    await self._pubsub.subscribe(*self._channels)
+                self._wake_all()
+                continue
+            if message is None or message.get("type") != "message":
+                continue
+            data = message["data"]
+            job_id, _, _status = (data.decode() if isinstance(data, bytes) else data).partition(" ")
+            for event in self._events.get(job_id, ()):
+                event.set()
+
+    def _wake_all(self) -> None:
+        for events in self._events.values():
+            for event in events:
+                event.set()
+
+    async def aclose(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(BaseException):
+                await self._reader
+            self._reader = None
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
+            self._pubsub = None
+        self._channels.clear()

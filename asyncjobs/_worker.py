@@ -1,0 +1,265 @@
+"""Worker: claims jobs when Redis says there are some, runs them, keeps their leases alive."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import socket
+from typing import Any
+
+from ._connection import check_reachable, create_client, redact
+from ._finisher import CONNECTION_ERRORS, Finisher
+from ._keys import QueueKeys, queues_registry_key
+from ._leases import LeaseKeeper
+from ._queue import Queue
+from ._runner import ClaimedJob, run_job
+from ._scripts import run_script
+from ._settings import WorkerSettings
+from ._task import Task
+
+log = logging.getLogger("asyncjobs.worker")
+
+#: Upper bound on one blocking wait; a wait normally ends earlier, when Redis wakes it.
+MAX_BLOCK_SECONDS = 30.0
+
+
+class Worker:
+    """Runs the jobs of ``settings.queues``, at most ``settings.concurrency`` at a time.
+
+    Queues are served in the order listed (strict priority): each claim fills free slots from
+    the first queue before the next. ``_priority`` orders jobs inside a queue.
+    """
+
+    def __init__(self, settings: WorkerSettings | Any, **overrides: Any) -> None:
+        base = WorkerSettings.coerce(settings)
+        self.settings = base.model_copy(update=overrides) if overrides else base
+        self.registry: dict[str, Task[Any, Any]] = {t.name: t for t in self.settings.functions}
+        self.id = (
+            self.settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
+        )
+        self.keys = [QueueKeys(q, self.settings.prefix) for q in self.settings.queues]
+        self.state: dict[str, Any] = {}
+        self.running: dict[str, tuple[asyncio.Task[None], ClaimedJob]] = {}
+        self.client: Any = None
+        self.queue_client: Queue = None  # type: ignore[assignment]
+        self.finisher: Finisher = None  # type: ignore[assignment]
+        self.jobs_done = 0
+        self._slot_freed = asyncio.Event()
+        self._stopping = asyncio.Event()
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    async def run(self, burst: bool = False, *, handle_signals: bool = True) -> None:
+        """Serve until SIGINT/SIGTERM (or ``stop()``); with ``burst`` until nothing is left."""
+        s = self.settings
+        self.client = create_client(s.redis_url, max_connections=None)
+        self.queue_client = Queue(
+            s.redis_url,
+            name=s.queues[0],
+            prefix=s.prefix,
+            keep_result=s.keep_result,
+            client=self.client,
+        )
+        self.finisher = Finisher(self.client, int(s.keep_result * 1000), s.dead_letter_maxlen)
+        self.state["queue"] = self.queue_client
+        self.state["worker_id"] = self.id
+        self._stopping.clear()
+        installed = self._install_signals() if handle_signals else []
+        keeper = LeaseKeeper(self)
+        try:
+            await check_reachable(self.client, s.redis_url)
+            await self.client.sadd(queues_registry_key(s.prefix), *s.queues)
+            await keeper.warn_if_evicting()
+            if s.on_startup is not None:
+                await s.on_startup(self.state)
+            log.info(
+                "worker %s serving %s on %s: %d task(s), concurrency %d%s",
+                self.id,
+                ",".join(s.queues),
+                redact(s.redis_url),
+                len(self.registry),
+                s.concurrency,
+                " (burst)" if burst else "",
+            )
+            self.finisher.start()
+            await keeper.start()
+            claimer = asyncio.create_task(self._claim_loop(burst), name="asyncjobs-claim")
+            stop = asyncio.create_task(self._stopping.wait())
+            await asyncio.wait({claimer, stop}, return_when=asyncio.FIRST_COMPLETED)
+            claimer.cancel()
+            stop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await claimer
+            await self._drain()
+            await self.finisher.stop()
+            await keeper.stop()
+        finally:
+            for sig in installed:
+                asyncio.get_running_loop().remove_signal_handler(sig)
+            await keeper.stop()
+            try:
+                if s.on_shutdown is not None:
+                    await s.on_shutdown(self.state)
+            finally:
+                await self.queue_client.waiters.aclose()
+                await self.client.aclose()
+            log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
+
+    def stop(self) -> None:
+        """Ask the worker to stop claiming and shut down gracefully."""
+        self._stopping.set()
+
+    def _install_signals(self) -> list[int]:
+        loop = asyncio.get_running_loop()
+        installed: list[int] = []
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                loop.add_signal_handler(sig, self._on_signal, sig)
+                installed.append(sig)
+            except (NotImplementedError, RuntimeError, ValueError):
+                pass  # not the main thread, or a loop without signal support
+        return installed
+
+    def _on_signal(self, sig: int) -> None:
+        if self._stopping.is_set():
+            log.warning("second %s: cancelling running jobs now", signal.Signals(sig).name)
+            self._cancel_running("shutdown")
+            return
+        log.info(
+            "%s received: finishing %d running job(s), grace %.0fs",
+            signal.Signals(sig).name,
+            len(self.running),
+            self.settings.shutdown_grace,
+        )
+        self.stop()
+
+    async def _drain(self) -> None:
+        """Let running jobs finish within the grace period; requeue what is left."""
+        if not self.running:
+            return
+        tasks = [t for t, _ in self.running.values()]
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace)
+        if pending:
+            self._cancel_running("shutdown")
+            await asyncio.wait(pending)
+
+    def _cancel_running(self, reason: str, job_ids: Any = None) -> None:
+        for job_id in list(job_ids if job_ids is not None else self.running):
+            entry = self.running.get(job_id)
+            if entry is not None and entry[1].running and entry[1].stop_reason is None:
+                entry[1].stop_reason = reason
+                entry[0].cancel()
+
+    async def hook(self, name: str, *args: Any) -> None:
+        fn = getattr(self.settings, name, None)
+        if fn is None:
+            return
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("%s hook failed", name)
+
+    # -- claiming ----------------------------------------------------------------------------
+
+    async def _claim_loop(self, burst: bool) -> None:
+        backoff = 0.05
+        lost = False
+        while True:
+            try:
+                await self._claim_round(burst)
+                return
+            except CONNECTION_ERRORS as exc:
+                if not lost:
+                    log.error(
+                        "lost Redis at %s (%s); reconnecting with backoff",
+                        redact(self.settings.redis_url),
+                        exc,
+                    )
+                    lost = True
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    await self.client.ping()
+                    log.info("reconnected to Redis")
+                    lost, backoff = False, 0.05
+
+    async def _claim_round(self, burst: bool) -> None:
+        s = self.settings
+        wake_keys = [k.wake for k in self.keys]
+        while True:
+            free = s.concurrency - len(self.running)
+            if free <= 0:
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            next_due_ms = -1
+            for keys in self.keys:
+                claimed, due_ms = await self._claim(keys, free)
+                free -= claimed
+                if due_ms >= 0 and (next_due_ms < 0 or due_ms < next_due_ms):
+                    next_due_ms = due_ms
+                if free <= 0:
+                    break
+            if free <= 0:
+                continue  # every slot filled: more work may be waiting
+            # Fewer than asked for: every ready set is empty now.
+            if burst:
+                if not self.running:
+                    return
+                self._slot_freed.clear()
+                await self._slot_freed.wait()
+                continue
+            timeout = MAX_BLOCK_SECONDS
+            if next_due_ms >= 0:
+                timeout = min(timeout, max(next_due_ms / 1000, 0.001))
+            await self.client.bzpopmin(wake_keys, timeout=timeout)
+
+    async def _claim(self, keys: QueueKeys, free: int) -> tuple[int, int]:
+        s = self.settings
+        reply = await run_script(
+            self.client,
+            "claim",
+            [keys.ready, keys.deferred, keys.leases, keys.wake, keys.seq, keys.stats],
+            [
+                keys.job_prefix,
+                self.id,
+                free,
+                int(s.lease_seconds * 1000),
+                int(s.keep_result * 1000),
+                keys.events,
+            ],
+        )
+        next_due_ms = int(reply[0])
+        count = (len(reply) - 1) // 7
+        for i in range(1, len(reply), 7):
+            job_id = reply[i].decode()
+            attempt = int(reply[i + 3])
+            job = ClaimedJob(
+                keys=keys,
+                id=job_id,
+                task_name=reply[i + 1].decode(),
+                payload=reply[i + 2],
+                attempt=attempt,
+                max_tries=int(reply[i + 4]),
+                timeout_ms=int(reply[i + 5]),
+                enqueued_ms=int(reply[i + 6]),
+                token=f"{self.id}:{attempt}",
+            )
+            task = asyncio.create_task(self._run(job), name=f"asyncjobs-job-{job_id}")
+            self.running[job_id] = (task, job)
+        return count, next_due_ms
+
+    async def _run(self, job: ClaimedJob) -> None:
+        try:
+            await run_job(self, job)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # a bug of ours or a hook: the lease will bring the job back
+            log.exception("job %s: unexpected error while finishing it", job.id)
+        finally:
+            self.running.pop(job.id, None)
+            self.jobs_done += 1
+            self._slot_freed.set()

@@ -1,0 +1,287 @@
+"""The `asyncjobs` command: run a worker, inspect queues and jobs, manage dead letters."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import typer
+
+from ._connection import DEFAULT_REDIS_URL
+from ._errors import AsyncJobsError, ConfigurationError
+from ._keys import DEFAULT_PREFIX, QueueKeys, queues_registry_key
+from ._queue import Queue
+from ._settings import WorkerSettings
+from ._worker import Worker
+
+T = TypeVar("T")
+
+app = typer.Typer(
+    help="asyncjobs: run workers and inspect queues, jobs and dead letters.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+dlq_app = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
+app.add_typer(dlq_app, name="dlq")
+
+RedisUrlOption = typer.Option(
+    None,
+    "--redis-url",
+    help="Redis URL; defaults to $ASYNCJOBS_REDIS_URL, then the settings', then "
+    f"{DEFAULT_REDIS_URL}.",
+)
+
+
+def import_settings(path: str) -> Any:
+    """Import ``module:attribute``; say exactly which part is missing if it fails."""
+    module_name, sep, attr = path.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(
+            f"{path!r} is not of the form module:settings (e.g. myapp.worker:settings)"
+        )
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            raise ConfigurationError(
+                f"cannot import module {module_name!r}: no module named {exc.name!r} "
+                f"(run from the project folder or put it on PYTHONPATH)"
+            ) from None
+        raise
+    try:
+        return getattr(module, attr)
+    except AttributeError:
+        raise ConfigurationError(
+            f"module {module_name!r} has no attribute {attr!r}; "
+            "it should be a WorkerSettings instance or an arq-style settings class"
+        ) from None
+
+
+def resolve_url(flag: str | None, settings_url: str | None = None) -> str:
+    return flag or os.environ.get("ASYNCJOBS_REDIS_URL") or settings_url or DEFAULT_REDIS_URL
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+    """Run a coroutine; turn our errors into one readable line and exit code 1."""
+    try:
+        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+    except AsyncJobsError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(1) from None
+    except KeyboardInterrupt:
+        raise typer.Exit(130) from None
+
+
+@app.command()
+def worker(
+    settings_path: str = typer.Argument(..., metavar="MODULE:SETTINGS"),
+    burst: bool = typer.Option(False, "--burst", help="Stop once no job is ready or running."),
+    concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1),
+    queue: list[str] | None = typer.Option(None, "--queue", "-q", help="Repeat for several."),
+    redis_url: str | None = RedisUrlOption,
+    log_level: str = typer.Option("INFO", "--log-level"),
+) -> None:
+    """Run a worker: `asyncjobs worker myapp.tasks:settings --concurrency 50`."""
+    logging.basicConfig(
+        level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
+    )
+    try:
+        settings = WorkerSettings.coerce(import_settings(settings_path))
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    overrides: dict[str, Any] = {"redis_url": resolve_url(redis_url, settings.redis_url)}
+    if concurrency:
+        overrides["concurrency"] = concurrency
+    if queue:
+        overrides["queues"] = queue
+    w = Worker(settings, **overrides)
+    _run(lambda: w.run(burst=burst))
+
+
+async def _queue_names(q: Queue) -> list[str]:
+    names = await q.client.smembers(queues_registry_key(q.prefix))
+    return sorted(n.decode() for n in names)
+
+
+@app.command()
+def info(
+    redis_url: str | None = RedisUrlOption,
+    as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    prefix: str = typer.Option(DEFAULT_PREFIX, "--prefix"),
+) -> None:
+    """Queues: ready, deferred, in progress, dead letters, live workers, counters."""
+
+    async def go() -> list[dict[str, Any]]:
+        async with Queue(resolve_url(redis_url), prefix=prefix) as q:
+            rows = []
+            for name in await _queue_names(q):
+                k = QueueKeys(name, prefix)
+                async with q.client.pipeline(transaction=False) as pipe:
+                    pipe.zcard(k.ready)
+                    pipe.zcard(k.deferred)
+                    pipe.zcard(k.leases)
+                    pipe.xlen(k.dead_letters)
+                    pipe.zcount(k.workers, _now_ms(), "+inf")
+                    pipe.hgetall(k.stats)
+                    ready, deferred, leases, dead, workers, stats = await pipe.execute()
+                rows.append(
+                    {
+                        "queue": name,
+                        "ready": ready,
+                        "deferred": deferred,
+                        "in_progress": leases,
+                        "dead_letters": dead,
+                        "workers": workers,
+                        **{k.decode(): int(v) for k, v in stats.items()},
+                    }
+                )
+            return rows
+
+    rows = _run(go)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    if not rows:
+        typer.echo("no queues yet (nothing was enqueued and no worker started)")
+        return
+    cols = ["queue", "ready", "deferred", "in_progress", "dead_letters", "workers"]
+    cols += ["enqueued", "succeeded", "failed", "retried"]
+    widths = [max(len(c), *(len(str(r.get(c, 0))) for r in rows)) for c in cols]
+    typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)))
+    for r in rows:
+        typer.echo("  ".join(str(r.get(c, 0)).ljust(w) for c, w in zip(cols, widths, strict=False)))
+
+
+def _now_ms() -> int:
+    import time
+
+    return int(time.time() * 1000)
+
+
+@app.command()
+def job(
+    job_id: str,
+    redis_url: str | None = RedisUrlOption,
+    queue: str | None = typer.Option(None, "--queue", "-q", help="Skip the search."),
+    prefix: str = typer.Option(DEFAULT_PREFIX, "--prefix"),
+) -> None:
+    """Show one job: status, tries, timestamps, result or error."""
+
+    async def go() -> str | None:
+        async with Queue(resolve_url(redis_url), prefix=prefix) as q:
+            names = [queue] if queue else await _queue_names(q)
+            for name in names:
+                found = await q.job(job_id, name).info()
+                if found.status.value != "not_found":
+                    return found.model_dump_json(indent=2, exclude={"raw_payload"})
+            return None
+
+    out = _run(go)
+    if out is None:
+        typer.secho(f"job {job_id} not found (or its record expired)", err=True)
+        raise typer.Exit(1)
+    typer.echo(out)
+
+
+@dlq_app.command("list")
+def dlq_list(
+    queue: str = typer.Option("default", "--queue", "-q"),
+    limit: int = typer.Option(20, "--limit", "-n"),
+    redis_url: str | None = RedisUrlOption,
+) -> None:
+    """Newest dead letters first: id, task, tries, error."""
+
+    async def go() -> list[Any]:
+        async with Queue(resolve_url(redis_url), name=queue) as q:
+            return await q.dead_letters(limit=limit)
+
+    entries = _run(go)
+    if not entries:
+        typer.echo(f"no dead letters in queue {queue!r}")
+    for e in entries:
+        when = e.finished_at.isoformat(timespec="seconds") if e.finished_at else "?"
+        typer.echo(f"{e.id}  {e.task}  tries={e.attempts}  {when}  {e.error}")
+
+
+@dlq_app.command("show")
+def dlq_show(
+    job_id: str,
+    queue: str = typer.Option("default", "--queue", "-q"),
+    redis_url: str | None = RedisUrlOption,
+) -> None:
+    """One dead letter in full, traceback included."""
+
+    async def go() -> Any:
+        async with Queue(resolve_url(redis_url), name=queue) as q:
+            for e in await q.dead_letters(limit=100_000):
+                if e.id == job_id:
+                    return e
+            return None
+
+    entry = _run(go)
+    if entry is None:
+        typer.secho(f"no dead letter for job {job_id} in queue {queue!r}", err=True)
+        raise typer.Exit(1)
+    typer.echo(entry.model_dump_json(indent=2, exclude={"traceback"}))
+    if entry.traceback:
+        typer.echo(entry.traceback)
+
+
+@dlq_app.command("replay")
+def dlq_replay(
+    job_id: str | None = typer.Argument(None),
+    replay_all: bool = typer.Option(False, "--all", help="Replay every dead letter."),
+    queue: str = typer.Option("default", "--queue", "-q"),
+    redis_url: str | None = RedisUrlOption,
+) -> None:
+    """Enqueue a dead-lettered job again (same id, fresh tries), or all with --all."""
+    if not job_id and not replay_all:
+        typer.secho("give a JOB_ID or --all", err=True)
+        raise typer.Exit(2)
+
+    async def go() -> list[str]:
+        async with Queue(resolve_url(redis_url), name=queue) as q:
+            ids = [job_id] if job_id else [e.id for e in await q.dead_letters(limit=1_000_000)]
+            done = []
+            for i in ids:
+                try:
+                    done.append((await q.replay_dead_letter(i)).id)
+                except LookupError as exc:
+                    typer.secho(str(exc), err=True)
+            return done
+
+    done = _run(go)
+    typer.echo(f"replayed {len(done)} job(s)")
+    if job_id and not done:
+        raise typer.Exit(1)
+
+
+@dlq_app.command("purge")
+def dlq_purge(
+    queue: str = typer.Option("default", "--queue", "-q"),
+    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
+    redis_url: str | None = RedisUrlOption,
+) -> None:
+    """Delete every dead letter of a queue (asks first unless --yes)."""
+    if not yes:
+        typer.confirm(f"Delete all dead letters of queue {queue!r}?", abort=True)
+
+    async def go() -> int:
+        async with Queue(resolve_url(redis_url), name=queue) as q:
+            return await q.purge_dead_letters()
+
+    typer.echo(f"purged {_run(go)} dead letter(s)")
+
+
+def main() -> None:
+    app()

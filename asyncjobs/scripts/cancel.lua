@@ -1,0 +1,28 @@
+-- cancel: end a job as cancelled, wherever it is; it is never retried.
+-- KEYS[1] ready   KEYS[2] deferred   KEYS[3] leases   KEYS[4] stats
+-- ARGV[1] job prefix   ARGV[2] id   ARGV[3] keep ms   ARGV[4] events channel
+-- ARGV[5] cancel channel (running jobs: their worker listens there)
+-- Returns: 1 cancelled before it ran, 2 cancelled while running (its worker is told and its
+--   token is revoked, so nothing it reports later is stored), 0 already finished, -1 not found.
+local now = now_ms()
+local job_prefix, id = ARGV[1], ARGV[2]
+local job_key = job_prefix .. id
+local status = rcall('HGET', job_key, 'status')
+if not status then return -1 end
+local code
+if status == 'queued' then
+  rcall('ZREM', KEYS[1], id)
+  code = 1
+elseif status == 'deferred' then
+  rcall('ZREM', KEYS[2], id)
+  code = 1
+elseif status == 'in_progress' then
+  rcall('ZREM', KEYS[3], id)
+  rcall('PUBLISH', ARGV[5], id)
+  code = 2
+else
+  return 0
+end
+finish_job(job_key, id, 'cancelled', now, tonumber(ARGV[3]), ARGV[4])
+rcall('HINCRBY', KEYS[4], 'cancelled', 1)
+return code

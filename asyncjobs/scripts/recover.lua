@@ -1,0 +1,46 @@
+-- recover: put back the jobs whose lease ran out (their worker died, was killed or stalled).
+-- KEYS[1] leases   KEYS[2] ready   KEYS[3] wake   KEYS[4] seq   KEYS[5] dead-letter stream
+-- KEYS[6] stats
+-- ARGV[1] job prefix   ARGV[2] limit   ARGV[3] default max tries (for jobs that carry none)
+-- ARGV[4] keep ms   ARGV[5] dead-letter cap   ARGV[6] events channel
+-- Returns: {recovered, dead_lettered, next_lease_deadline_in_ms (-1 = no leases)}
+-- The lost try counts: a job whose tries are used up goes to the dead letters (WorkerLost),
+-- so a job that kills every worker that runs it cannot crash workers forever.
+local now = now_ms()
+local job_prefix, limit = ARGV[1], tonumber(ARGV[2])
+local default_max = tonumber(ARGV[3])
+local expired = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+local recovered, dead = 0, 0
+for _, id in ipairs(expired) do
+  rcall('ZREM', KEYS[1], id)
+  local job_key = job_prefix .. id
+  local f = rcall('HMGET', job_key, 'attempts', 'max_tries', 'worker', 'status')
+  if f[4] == 'in_progress' then
+    local attempts = tonumber(f[1] or '0')
+    local max_tries = tonumber(f[2] or '0')
+    if max_tries <= 0 then max_tries = default_max end
+    rcall('HINCRBY', job_key, 'stalls', 1)
+    set_error(job_key, 'WorkerLost', 'the lease ran out on try ' .. attempts ..
+      ': worker ' .. (f[3] or '?') .. ' stopped renewing it (crashed, killed or blocked)', '')
+    if attempts >= max_tries then
+      dead_letter(KEYS[5], tonumber(ARGV[5]), job_key, id, now)
+      finish_job(job_key, id, 'failed', now, tonumber(ARGV[4]), ARGV[6])
+      dead = dead + 1
+    else
+      rcall('HDEL', job_key, 'token')
+      rcall('HSET', job_key, 'status', 'queued')
+      push_ready(KEYS[2], KEYS[4], job_key, id)
+      publish(ARGV[6], id, 'queued')
+      recovered = recovered + 1
+    end
+  end
+end
+if recovered > 0 then
+  rcall('ZADD', KEYS[3], 0, 'w')
+  rcall('HINCRBY', KEYS[6], 'recovered', recovered)
+end
+if dead > 0 then rcall('HINCRBY', KEYS[6], 'failed', dead) end
+local nxt = rcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+local next_in = -1
+if #nxt > 0 then next_in = math.max(0, tonumber(nxt[2]) - now) end
+return {recovered, dead, next_in}
