@@ -12,7 +12,7 @@ from ._connection import DEFAULT_REDIS_URL, check_reachable, create_client
 from ._job import Job
 from ._keys import DEFAULT_PREFIX, DEFAULT_QUEUE, QueueKeys, queues_registry_key
 from ._models import JobInfo, job_info_from_fields
-from ._scripts import run_script
+from ._scripts import preload_scripts, run_script
 from ._serde import encode_payload
 from ._task import Task
 from ._waiters import Waiters
@@ -88,6 +88,7 @@ class Queue:
 
     async def __aenter__(self) -> Queue:
         await check_reachable(self.client, self.url)
+        await preload_scripts(self.client)
         return self
 
     async def __aexit__(

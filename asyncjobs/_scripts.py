@@ -46,6 +46,14 @@ def load_scripts() -> dict[str, Script]:
     return scripts
 
 
+async def preload_scripts(redis: Any) -> None:
+    """SCRIPT LOAD every script once (one pipeline), so calls are a single EVALSHA each."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for script in load_scripts().values():
+            pipe.script_load(script.source)
+        await pipe.execute()
+
+
 async def run_script(redis: Any, name: str, keys: list[str], args: list[Any]) -> Any:
     """EVALSHA the named script; on NOSCRIPT (a restarted or new server) load it and retry."""
     script = load_scripts()[name]

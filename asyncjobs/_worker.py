@@ -16,7 +16,7 @@ from ._keys import QueueKeys, queues_registry_key
 from ._leases import LeaseKeeper
 from ._queue import Queue
 from ._runner import ClaimedJob, run_job
-from ._scripts import run_script
+from ._scripts import preload_scripts, run_script
 from ._settings import WorkerSettings
 from ._task import Task
 
@@ -71,6 +71,7 @@ class Worker:
         keeper = LeaseKeeper(self)
         try:
             await check_reachable(self.client, s.redis_url)
+            await preload_scripts(self.client)
             await self.client.sadd(queues_registry_key(s.prefix), *s.queues)
             await keeper.warn_if_evicting()
             if s.on_startup is not None:

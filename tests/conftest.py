@@ -1,0 +1,91 @@
+"""Fixtures: a real redis-server for the session, and every API test on redis and memory://."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import pytest
+
+from asyncjobs import Queue, Worker, WorkerSettings
+
+from .redis_server import RedisServer
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.cleanup()
+
+
+@pytest.fixture(params=["redis", "memory"])
+def backend_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
+    """A Redis URL: the session's real server, or a fresh embedded memory:// one."""
+    if request.param == "redis":
+        return redis_server.url
+    return f"memory://{uuid.uuid4().hex}"
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The real server only (for tests that need a second process or raw Redis access)."""
+    return redis_server.url
+
+
+@pytest.fixture
+def queue_name() -> str:
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+async def queue(backend_url: str, queue_name: str) -> AsyncIterator[Queue]:
+    async with Queue(backend_url, name=queue_name) as q:
+        yield q
+
+
+WorkerFactory = Callable[..., Worker]
+
+
+@pytest.fixture
+async def start_worker(queue: Queue) -> AsyncIterator[Callable[..., Any]]:
+    """Start workers in this event loop on the test's queue; stops them after the test."""
+    started: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    async def start(functions: list[Any], **options: Any) -> Worker:
+        options.setdefault("queues", [queue.name])
+        options.setdefault("lease_seconds", 2.0)
+        burst = options.pop("burst", False)
+        settings = WorkerSettings(redis_url=queue.url, functions=functions, **options)
+        worker = Worker(settings)
+        task = asyncio.create_task(worker.run(burst=burst, handle_signals=False))
+        started.append((worker, task))
+        await asyncio.sleep(0)
+        return worker
+
+    yield start
+    for worker, _ in started:
+        worker.stop()
+    for _, task in started:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(task, 30)
+
+
+async def run_burst(queue: Queue, functions: list[Any], **options: Any) -> Worker:
+    """Run a burst worker on the queue until nothing is ready or running."""
+    options.setdefault("queues", [queue.name])
+    options.setdefault("lease_seconds", 2.0)
+    worker = Worker(WorkerSettings(redis_url=queue.url, functions=functions, **options))
+    await asyncio.wait_for(worker.run(burst=True, handle_signals=False), 60)
+    return worker
+
+
+async def key_count(queue: Queue) -> int:
+    """How many keys this queue has (its hash tag), for 'nothing was written' checks."""
+    keys = queue.keys_for(queue.name)
+    return len([k async for k in queue.client.scan_iter(match=keys.tag + "*")])

@@ -1,0 +1,404 @@
+"""Worker behaviour on both backends: running, retries, timeouts, bad jobs, cancel, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from asyncjobs import (
+    Context,
+    JobFailed,
+    JobStatus,
+    Queue,
+    Retry,
+    Worker,
+    WorkerSettings,
+    task,
+)
+from asyncjobs._errors import JobCancelled
+
+from .conftest import run_burst
+
+
+@task
+async def add(ctx: Context, a: int, b: int) -> int:
+    return a + b
+
+
+async def test_worker_runs_jobs_and_stores_results(queue: Queue, start_worker: Any) -> None:
+    await start_worker([add])
+    jobs = [await queue.enqueue(add, i, 1) for i in range(20)]
+    assert [await j.result(timeout=5) for j in jobs] == [i + 1 for i in range(20)]
+    info = await jobs[0].info()
+    assert info.status is JobStatus.SUCCEEDED
+    assert info.attempts == 1 and info.result == 1
+    assert info.started_at and info.finished_at and info.worker
+
+
+async def test_concurrency_is_never_exceeded(queue: Queue) -> None:
+    running = 0
+    peak = 0
+
+    @task(name="slow")
+    async def slow(ctx: Context) -> None:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+
+    await queue.enqueue_many([(slow, (), {}) for _ in range(40)])
+    await run_burst(queue, [slow], concurrency=7)
+    assert peak == 7
+
+
+async def test_context_fields_and_startup_state(queue: Queue) -> None:
+    seen: dict[str, Any] = {}
+
+    async def startup(state: dict[str, Any]) -> None:
+        state["db"] = "connection"
+
+    @task(name="inspect_ctx")
+    async def inspect_ctx(ctx: Context, x: int) -> str:
+        seen.update(
+            job_id=ctx.job_id,
+            attempt=ctx.attempt,
+            task=ctx.task_name,
+            db=ctx["db"],
+            enqueued=ctx.enqueued_at,
+            left=ctx.time_left(),
+        )
+        follow = await ctx.queue.enqueue(add, x, x, _queue_name=queue.name)
+        return follow.id
+
+    job = await queue.enqueue(inspect_ctx, 4)
+    await run_burst(queue, [inspect_ctx, add], on_startup=startup, job_timeout=30)
+    follow_id = await job.result(timeout=5)
+    assert seen["job_id"] == job.id and seen["attempt"] == 1 and seen["task"] == "inspect_ctx"
+    assert seen["db"] == "connection"
+    assert 0 < seen["left"] <= 30
+    assert await queue.job(follow_id).result(timeout=5) == 8, "follow-up job ran in the burst"
+
+
+async def test_retries_until_success(queue: Queue) -> None:
+    tries: dict[int, int] = {}
+
+    @task(name="flaky", max_tries=3, backoff=0)
+    async def flaky(ctx: Context, n: int) -> int:
+        tries[n] = tries.get(n, 0) + 1
+        assert ctx.attempt == tries[n]
+        if tries[n] < 3:
+            raise ConnectionError("try again")
+        return ctx.attempt
+
+    jobs = [await queue.enqueue(flaky, n) for n in range(10)]
+    await run_burst(queue, [flaky])
+    assert [await j.result(timeout=5) for j in jobs] == [3] * 10
+    info = await jobs[0].info()
+    assert info.attempts == 3 and info.error is None
+    assert await queue.dead_letters() == []
+
+
+async def test_exhausted_retries_dead_letter(queue: Queue) -> None:
+    @task(name="always_fails", max_tries=2, backoff=0)
+    async def always_fails(ctx: Context) -> None:
+        raise RuntimeError(f"broken on try {ctx.attempt}")
+
+    job = await queue.enqueue(always_fails)
+    await run_burst(queue, [always_fails])
+    with pytest.raises(JobFailed) as caught:
+        await job.result(timeout=5)
+    assert caught.value.error_type == "RuntimeError"
+    assert caught.value.error_message == "broken on try 2"
+    assert "Traceback" in caught.value.traceback and caught.value.attempts == 2
+    [dead] = await queue.dead_letters()
+    assert dead.id == job.id and dead.attempts == 2 and dead.error_type == "RuntimeError"
+    assert dead.status is JobStatus.FAILED
+
+
+async def test_retry_on_limits_what_is_retried(queue: Queue) -> None:
+    calls = 0
+
+    @task(name="picky", max_tries=5, backoff=0, retry_on=(ConnectionError,))
+    async def picky(ctx: Context) -> None:
+        nonlocal calls
+        calls += 1
+        raise ValueError("a bug, not an outage")
+
+    job = await queue.enqueue(picky)
+    await run_burst(queue, [picky])
+    assert calls == 1, "an exception outside retry_on fails the job at once"
+    assert (await job.info()).status is JobStatus.FAILED
+
+
+async def test_retry_exception_defers(queue: Queue) -> None:
+    @task(name="later", max_tries=3)
+    async def later(ctx: Context) -> int:
+        if ctx.attempt == 1:
+            raise Retry(defer=0.2)
+        return ctx.attempt
+
+    job = await queue.enqueue(later)
+    await run_burst(queue, [later])
+    info = await job.info()
+    assert info.status is JobStatus.DEFERRED and info.scheduled_at is not None
+    await asyncio.sleep(0.25)
+    await run_burst(queue, [later])
+    assert await job.result(timeout=5) == 2
+
+
+async def test_timeout_is_retried_then_fails_with_job_timeout(queue: Queue) -> None:
+    cancelled = 0
+
+    @task(name="sleepy", timeout=0.05, max_tries=2, backoff=0)
+    async def sleepy(ctx: Context) -> None:
+        nonlocal cancelled
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            cancelled += 1
+            raise
+
+    job = await queue.enqueue(sleepy)
+    await run_burst(queue, [sleepy])
+    assert cancelled == 2, "each timed-out try is cancelled, and a timeout is retried"
+    with pytest.raises(JobFailed) as caught:
+        await job.result(timeout=5)
+    assert caught.value.error_type == "JobTimeout"
+
+
+async def test_per_job_timeout_and_max_tries_override(queue: Queue) -> None:
+    @task(name="slowish", timeout=10, max_tries=5, backoff=0)
+    async def slowish(ctx: Context) -> None:
+        await asyncio.sleep(1)
+
+    job = await queue.enqueue(slowish, _timeout=0.05, _max_tries=1)
+    await run_burst(queue, [slowish])
+    info = await job.info()
+    assert info.status is JobStatus.FAILED and info.attempts == 1
+    assert info.error_type == "JobTimeout"
+
+
+async def test_unknown_task_fails_clearly_and_others_run(queue: Queue) -> None:
+    bad = await queue.enqueue("no_such_task", 1)
+    good = await queue.enqueue(add, 1, 1)
+    await run_burst(queue, [add])
+    assert await good.result(timeout=5) == 2
+    with pytest.raises(JobFailed) as caught:
+        await bad.result(timeout=5)
+    assert caught.value.error_type == "UnknownTaskError"
+    assert "no task named 'no_such_task'" in caught.value.error_message
+    assert [d.id for d in await queue.dead_letters()] == [bad.id]
+
+
+async def test_undecodable_payload_fails_clearly_and_others_run(queue: Queue) -> None:
+    bad = await queue.enqueue(add, 1, 2)
+    wrong_type = await queue.enqueue("add", "not a number", 2)
+    good = await queue.enqueue(add, 2, 2)
+    await queue.client.hset(queue.keys_for(queue.name).job(bad.id), "payload", b"{not json")
+    await run_burst(queue, [add])
+    assert await good.result(timeout=5) == 4
+    for job in (bad, wrong_type):
+        with pytest.raises(JobFailed) as caught:
+            await job.result(timeout=5)
+        assert caught.value.error_type == "PayloadError"
+        assert caught.value.attempts == 1, "a payload error is permanent: never retried"
+    assert {d.id for d in await queue.dead_letters()} == {bad.id, wrong_type.id}
+    assert (await bad.info()).raw_payload == "{not json"
+
+
+async def test_unserializable_result_fails_the_job(queue: Queue) -> None:
+    @task(name="returns_object")
+    async def returns_object(ctx: Context) -> Any:
+        return object()
+
+    job = await queue.enqueue(returns_object)
+    await run_burst(queue, [returns_object])
+    with pytest.raises(JobFailed) as caught:
+        await job.result(timeout=5)
+    assert caught.value.error_type == "SerializationError"
+
+
+async def test_replay_dead_letter_runs_again(queue: Queue) -> None:
+    healthy = False
+
+    @task(name="depends", max_tries=1)
+    async def depends(ctx: Context) -> str:
+        if not healthy:
+            raise ConnectionError("dependency down")
+        return "done"
+
+    job = await queue.enqueue(depends)
+    await run_burst(queue, [depends])
+    assert await job.status() is JobStatus.FAILED
+    healthy = True
+    replayed = await queue.replay_dead_letter(job.id)
+    assert replayed.id == job.id and await job.status() is JobStatus.QUEUED
+    assert await queue.dead_letters() == []
+    await run_burst(queue, [depends])
+    assert await job.result(timeout=5) == "done"
+    with pytest.raises(LookupError):
+        await queue.replay_dead_letter(job.id)
+
+
+async def test_purge_dead_letters(queue: Queue) -> None:
+    for _ in range(3):
+        await queue.enqueue("missing_task")
+    await run_burst(queue, [add])
+    assert len(await queue.dead_letters()) == 3
+    assert await queue.purge_dead_letters() == 3
+    assert await queue.dead_letters() == []
+
+
+async def test_progress_is_visible_while_running(queue: Queue, start_worker: Any) -> None:
+    halfway = asyncio.Event()
+    release = asyncio.Event()
+
+    @task(name="report")
+    async def report(ctx: Context) -> None:
+        await ctx.progress(0.5, stage="copy", message="5 of 10")
+        halfway.set()
+        await release.wait()
+
+    await start_worker([report])
+    job = await queue.enqueue(report)
+    await asyncio.wait_for(halfway.wait(), 5)
+    info = await job.info()
+    assert (info.status, info.progress, info.stage, info.message) == (
+        JobStatus.IN_PROGRESS,
+        0.5,
+        "copy",
+        "5 of 10",
+    )
+    release.set()
+    await job.result(timeout=5)
+
+
+async def test_cancel_running_job(queue: Queue, start_worker: Any) -> None:
+    started = asyncio.Event()
+    got_cancelled = asyncio.Event()
+
+    @task(name="long", max_tries=3)
+    async def long(ctx: Context) -> None:
+        started.set()
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            got_cancelled.set()
+            raise
+
+    worker = await start_worker([long])
+    job = await queue.enqueue(long)
+    await asyncio.wait_for(started.wait(), 5)
+    assert await job.cancel() is True
+    await asyncio.wait_for(got_cancelled.wait(), 5)
+    with pytest.raises(JobCancelled):
+        await job.result(timeout=5)
+    await asyncio.sleep(0.1)
+    info = await job.info()
+    assert info.status is JobStatus.CANCELLED and info.attempts == 1, "never retried"
+    assert not worker.running
+
+
+async def test_graceful_shutdown_lets_running_jobs_finish(queue: Queue) -> None:
+    started = asyncio.Event()
+
+    @task(name="finish_me")
+    async def finish_me(ctx: Context) -> str:
+        started.set()
+        await asyncio.sleep(0.2)
+        return "finished"
+
+    worker = Worker(WorkerSettings(redis_url=queue.url, functions=[finish_me], queues=[queue.name]))
+    run = asyncio.create_task(worker.run(handle_signals=False))
+    job = await queue.enqueue(finish_me)
+    await asyncio.wait_for(started.wait(), 5)
+    worker.stop()
+    await asyncio.wait_for(run, 5)
+    assert await job.result(timeout=1) == "finished"
+
+
+async def test_shutdown_past_grace_requeues_without_spending_a_try(queue: Queue) -> None:
+    started = asyncio.Event()
+
+    @task(name="stuck")
+    async def stuck(ctx: Context) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    worker = Worker(
+        WorkerSettings(
+            redis_url=queue.url, functions=[stuck], queues=[queue.name], shutdown_grace=0.1
+        )
+    )
+    run = asyncio.create_task(worker.run(handle_signals=False))
+    job = await queue.enqueue(stuck)
+    await asyncio.wait_for(started.wait(), 5)
+    worker.stop()
+    await asyncio.wait_for(run, 5)
+    info = await job.info()
+    assert info.status is JobStatus.QUEUED and info.attempts == 0
+
+
+async def test_idle_worker_is_woken_by_enqueue(queue: Queue, start_worker: Any) -> None:
+    await start_worker([add])
+    await asyncio.sleep(0.2)  # the worker is now blocked in BZPOPMIN, not polling
+    job = await queue.enqueue(add, 2, 3)
+    assert await job.result(timeout=5) == 5
+
+
+async def test_deferred_job_wakes_an_idle_worker_on_time(queue: Queue, start_worker: Any) -> None:
+    await start_worker([add])
+    job = await queue.enqueue(add, 1, 1, _defer_by=0.3)
+    assert await job.status() is JobStatus.DEFERRED
+    assert await job.result(timeout=5) == 2
+
+
+async def test_several_queues_strict_order(queue: Queue) -> None:
+    order: list[str] = []
+
+    @task(name="which")
+    async def which(ctx: Context, q: str) -> None:
+        order.append(q)
+
+    other = f"{queue.name}-low"
+    for _ in range(3):
+        await queue.enqueue(which, "low", _queue_name=other)
+        await queue.enqueue(which, "high")
+    await run_burst(queue, [which], queues=[queue.name, other], concurrency=1)
+    assert order == ["high"] * 3 + ["low"] * 3
+
+
+async def test_hooks_and_job_lifecycle(queue: Queue) -> None:
+    events: list[str] = []
+
+    async def on_start(ctx: Context) -> None:
+        events.append(f"start {ctx.task_name}")
+
+    async def on_end(ctx: Context) -> None:
+        events.append(f"end {ctx.task_name}")
+
+    await queue.enqueue(add, 1, 1)
+    await run_burst(queue, [add], on_job_start=on_start, on_job_end=on_end)
+    assert events == ["start add", "end add"]
+
+
+def test_settings_refuse_unknown_names() -> None:
+    class ArqStyle:
+        functions = [add]
+        max_jobs = 5
+        queue_name = "arq-q"
+
+    settings = WorkerSettings.coerce(ArqStyle)
+    assert settings.concurrency == 5 and settings.queues == ["arq-q"]
+
+    class Typo:
+        functions = [add]
+        concurency = 5
+
+    from asyncjobs import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match="did you mean 'concurrency'"):
+        WorkerSettings.coerce(Typo)
