@@ -23,9 +23,12 @@ class Context:
         "_state",
         "attempt",
         "deadline",
+        "error",
         "job_id",
         "max_tries",
+        "outcome",
         "queue",
+        "result",
         "task_name",
     )
 
@@ -51,6 +54,11 @@ class Context:
         self._enqueued_ms = enqueued_ms
         self._state = state
         self._report_progress = report_progress
+        #: Set before ``on_job_end``: succeeded, retry, failed, cancelled, lease_lost, requeued
+        #: or refused (the lease token no longer matched); ``result``/``error`` go with it.
+        self.outcome: str | None = None
+        self.result: Any = None
+        self.error: BaseException | None = None
 
     @property
     def enqueued_at(self) -> datetime:

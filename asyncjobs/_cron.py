@@ -1,12 +1,194 @@
-"""cron(): periodic jobs. Not built yet — see issue 4; the name is reserved by the API."""
+"""cron(): periodic jobs, each tick enqueued exactly once however many workers run the list.
+
+Schedules are parsed by croniter (a maintained parser; we do not write our own). The tick's
+job id is deterministic (``cron:<name>:<tick ms>``) and the cron_tick script records the last
+tick per cron job in Redis, so two workers firing the same tick create one job.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+import logging
+from collections.abc import Collection
+from dataclasses import dataclass, field
+from datetime import datetime, timezone, tzinfo
+from typing import TYPE_CHECKING, Any, Literal
+
+from croniter import croniter
+
+from ._keys import QueueKeys
+from ._scripts import run_script
+from ._serde import encode_payload
+from ._task import Task
+
+if TYPE_CHECKING:
+    from ._worker import Worker
+
+log = logging.getLogger("asyncjobs.cron")
+
+Field = int | Collection[int] | None
+MissedPolicy = Literal["skip", "run_once"]
 
 
-def cron(task: Any, **schedule: Any) -> Any:
-    """Not implemented yet (issue 4: cron with cross-worker dedupe)."""
-    raise NotImplementedError(
-        "cron jobs are not built yet in this version of asyncjobs (tracked in issue 4)"
+def _field(value: Field) -> str:
+    if value is None:
+        return "*"
+    if isinstance(value, int):
+        return str(value)
+    return ",".join(str(v) for v in sorted(value))
+
+
+@dataclass(frozen=True)
+class CronJob:
+    """One periodic job: which task, when (a croniter expression, seconds last), and how."""
+
+    task: Task[Any, Any]
+    name: str
+    expression: str
+    timezone: tzinfo = timezone.utc
+    run_at_startup: bool = False
+    unique: bool = True
+    missed: MissedPolicy = "skip"
+    queue: str | None = None
+    args: tuple[Any, ...] = ()
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def next_after(self, moment: datetime) -> datetime:
+        """The first tick strictly after ``moment`` (aware datetimes)."""
+        at: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_next(
+            datetime
+        )
+        return at
+
+    def previous_before(self, moment: datetime) -> datetime:
+        at: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_prev(
+            datetime
+        )
+        return at
+
+
+def cron(
+    task: Task[Any, Any],
+    expression: str | None = None,
+    *,
+    name: str | None = None,
+    month: Field = None,
+    day: Field = None,
+    weekday: Field = None,
+    hour: Field = None,
+    minute: Field = None,
+    second: Field = 0,
+    timezone: tzinfo = timezone.utc,
+    run_at_startup: bool = False,
+    unique: bool = True,
+    missed: MissedPolicy = "skip",
+    queue: str | None = None,
+    args: tuple[Any, ...] = (),
+    kwargs: dict[str, Any] | None = None,
+) -> CronJob:
+    """A periodic job, arq's field style or a cron expression, in UTC unless ``timezone``.
+
+    ``cron(cleanup, minute={0, 30})`` runs at :00 and :30 of every hour (second 0);
+    ``cron(report, "0 6 * * mon-fri")`` uses an expression (a 6th field is seconds).
+    ``unique`` skips a tick while the previous run is still queued or running;
+    ``missed="run_once"`` runs one catch-up tick at start if ticks were missed while no worker
+    ran (``"skip"``, the default, does not); ``run_at_startup`` runs it once per worker start.
+    """
+    if not isinstance(task, Task):
+        raise TypeError(f"cron() takes a @task, got {task!r}")
+    if expression is None:
+        parts = [minute, hour, day, month, weekday, second]
+        expression = " ".join(_field(p) for p in parts)
+    if not croniter.is_valid(expression):
+        raise ValueError(f"invalid cron expression {expression!r}")
+    if missed not in ("skip", "run_once"):
+        raise ValueError("missed must be 'skip' or 'run_once'")
+    return CronJob(
+        task=task,
+        name=name or task.name,
+        expression=expression,
+        timezone=timezone,
+        run_at_startup=run_at_startup,
+        unique=unique,
+        missed=missed,
+        queue=queue,
+        args=tuple(args),
+        kwargs=dict(kwargs or {}),
     )
+
+
+def _ms(moment: datetime) -> int:
+    return int(moment.timestamp() * 1000)
+
+
+class CronScheduler:
+    """Fires a worker's cron jobs on time; Redis decides which worker's tick counts."""
+
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+        self.jobs: list[CronJob] = list(worker.settings.cron_jobs)
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if self.jobs:
+            self._task = asyncio.create_task(self._run(), name="asyncjobs-cron")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(BaseException):
+                await self._task
+            self._task = None
+
+    def _keys(self, job: CronJob) -> QueueKeys:
+        name = job.queue or job.task.queue or self.worker.settings.queues[0]
+        return QueueKeys(name, self.worker.settings.prefix)
+
+    async def fire(self, job: CronJob, tick: datetime) -> int:
+        """Enqueue the job of one tick; 0 enqueued, 1 already handled, 2 skipped (unique)."""
+        keys = self._keys(job)
+        tick_ms = _ms(tick)
+        payload = encode_payload(job.args, job.kwargs, job.task.name)
+        fields = [f"cron:{job.name}:{tick_ms}", job.task.name, payload, 0, 0, 0, 0, 0, 0, "", 1]
+        fields.append("")
+        _, code = await run_script(
+            self.worker.client,
+            "cron_tick",
+            [keys.ready, keys.deferred, keys.wake, keys.seq, keys.stats, keys.cron],
+            [keys.job_prefix, keys.idempotency_prefix, job.name, tick_ms, int(job.unique), *fields],
+        )
+        what = {0: "enqueued", 1: "already enqueued by another worker", 2: "skipped: still running"}
+        log.info("cron %s tick %s: %s", job.name, tick.isoformat(), what[int(code)])
+        return int(code)
+
+    async def last_tick(self, job: CronJob) -> datetime | None:
+        state = await self.worker.client.hget(self._keys(job).cron, job.name)
+        if not state:
+            return None
+        return datetime.fromtimestamp(int(state.split(b" ")[0]) / 1000, tz=timezone.utc)
+
+    async def _run(self) -> None:
+        now = datetime.now(timezone.utc)
+        for job in self.jobs:
+            if job.run_at_startup:
+                await self.fire(job, now)
+            elif job.missed == "run_once":
+                last = await self.last_tick(job)
+                previous = job.previous_before(now)
+                if last is not None and last < previous:
+                    await self.fire(job, previous)
+        upcoming = {job.name: job.next_after(now) for job in self.jobs}
+        while True:
+            soonest = min(upcoming.values())
+            delay = (soonest - datetime.now(timezone.utc)).total_seconds()
+            if delay > 0:
+                await asyncio.sleep(delay)  # a schedule, not a poll: we sleep until the tick
+            for job in self.jobs:
+                tick = upcoming[job.name]
+                if tick <= datetime.now(timezone.utc):
+                    try:
+                        await self.fire(job, tick)
+                    except Exception:
+                        log.exception("cron %s: could not enqueue tick %s", job.name, tick)
+                    upcoming[job.name] = job.next_after(tick)

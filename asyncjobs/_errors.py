@@ -16,6 +16,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 
 class AsyncJobsError(Exception):
     """Root of every error asyncjobs raises."""
@@ -90,6 +92,6 @@ class ResultNotFound(AsyncJobsError, LookupError):
 class Retry(Exception):
     """Raised by a task to ask for another try after ``defer`` seconds (bounded by max_tries)."""
 
-    def __init__(self, defer: float | None = None) -> None:
-        self.defer = defer
+    def __init__(self, defer: float | timedelta | None = None) -> None:
+        self.defer = defer.total_seconds() if isinstance(defer, timedelta) else defer
         super().__init__(f"retry requested (defer={defer})")

@@ -81,10 +81,17 @@ class Finisher:
             for ack in batch:
                 by_queue.setdefault(ack.keys, []).append(ack)
             for keys, acks in by_queue.items():
-                argv: list[Any] = [keys.job_prefix, self.keep_result_ms, keys.events]
+                argv: list[Any] = [
+                    keys.job_prefix,
+                    self.keep_result_ms,
+                    keys.events,
+                    keys.group_prefix,
+                ]
                 for ack in acks:
                     argv += (ack.job_id, ack.token, ack.result)
-                reply = await self._call("complete", [keys.leases, keys.stats], argv)
+                reply = await self._call(
+                    "complete", [keys.leases, keys.stats, keys.ready, keys.wake], argv
+                )
                 for ack, code in zip(acks, reply, strict=False):
                     if not ack.done.done():
                         ack.done.set_result(int(code))
@@ -126,6 +133,7 @@ class Finisher:
                     self.keep_result_ms,
                     self.dead_letter_maxlen,
                     keys.events,
+                    keys.group_prefix,
                 ],
             )
         )
@@ -135,7 +143,7 @@ class Finisher:
             await self._call(
                 "requeue",
                 [keys.leases, keys.ready, keys.wake, keys.seq],
-                [keys.job_prefix, job_id, token, keys.events],
+                [keys.job_prefix, job_id, token, keys.events, keys.group_prefix],
             )
         )
 

@@ -99,8 +99,15 @@ class Job(Generic[R]):
         code = await run_script(
             self._queue.client,
             "cancel",
-            [keys.ready, keys.deferred, keys.leases, keys.stats],
-            [keys.job_prefix, self.id, self._queue.keep_result_ms, keys.events, keys.cancel],
+            [keys.ready, keys.deferred, keys.leases, keys.stats, keys.wake],
+            [
+                keys.job_prefix,
+                self.id,
+                self._queue.keep_result_ms,
+                keys.events,
+                keys.cancel,
+                keys.group_prefix,
+            ],
         )
         return int(code) > 0
 

@@ -70,8 +70,28 @@ class QueueKeys:
 
     @property
     def stats(self) -> str:
-        """HASH of counters (enqueued, succeeded, failed, retried, dead, recovered...)."""
+        """HASH of counters: enqueued, succeeded, failed, retried, recovered, cancelled, expired."""
         return f"{self.tag}:stats"
+
+    @property
+    def limits(self) -> str:
+        """HASH workers publish: ``<task>:concurrency``, ``<task>:interval_ms``, ``:max_tries``."""
+        return f"{self.tag}:limits"
+
+    @property
+    def cron(self) -> str:
+        """HASH: cron job name → ``<last tick ms> <job id>`` (exactly-once ticks across workers)."""
+        return f"{self.tag}:cron"
+
+    @property
+    def group_prefix(self) -> str:
+        """Prefix of concurrency groups: ``<prefix><group>:running`` SET, ``…:blocked`` ZSET."""
+        return f"{self.tag}:group:"
+
+    @property
+    def rate_prefix(self) -> str:
+        """Prefix of rate-limit keys: ``<prefix><task>`` holds the next free start slot (ms)."""
+        return f"{self.tag}:rate:"
 
     @property
     def events(self) -> str:

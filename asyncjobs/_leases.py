@@ -67,7 +67,6 @@ class LeaseKeeper:
         w = self.worker
         s = w.settings
         lease_ms = int(s.lease_seconds * 1000)
-        now_ms = int(time.time() * 1000)
         for keys in w.keys:
             owned: list[Any] = []
             for job_id, (_, job) in list(w.running.items()):
@@ -77,8 +76,11 @@ class LeaseKeeper:
                 lost = await run_script(
                     w.client, "extend", [keys.leases], [keys.job_prefix, lease_ms, *owned]
                 )
-                if lost:
-                    ids = [i.decode() for i in lost]
+                # A job whose body ended may be acked between our read and this call; only
+                # jobs still running have really lost their lease.
+                ids = [i.decode() for i in lost]
+                ids = [i for i in ids if i in w.running and w.running[i][1].running]
+                if ids:
                     log.warning("lost the lease of job(s) %s; stopping them", ", ".join(ids))
                     w._cancel_running("lease_lost", ids)
             recovered, dead, _ = await run_script(
@@ -91,6 +93,7 @@ class LeaseKeeper:
                     keys.seq,
                     keys.dead_letters,
                     keys.stats,
+                    keys.limits,
                 ],
                 [
                     keys.job_prefix,
@@ -99,6 +102,7 @@ class LeaseKeeper:
                     int(s.keep_result * 1000),
                     s.dead_letter_maxlen,
                     keys.events,
+                    keys.group_prefix,
                 ],
             )
             if recovered or dead:
@@ -108,14 +112,11 @@ class LeaseKeeper:
                     recovered,
                     dead,
                 )
-            async with w.client.pipeline(transaction=False) as pipe:
-                pipe.zadd(keys.workers, {w.id: now_ms + 3 * lease_ms})
-                pipe.zremrangebyscore(keys.workers, "-inf", now_ms)
-                await pipe.execute()
+            await run_script(w.client, "heartbeat", [keys.workers], [w.id, 3 * lease_ms])
 
     async def _leave(self) -> None:
         for keys in self.worker.keys:
-            await self.worker.client.zrem(keys.workers, self.worker.id)
+            await run_script(self.worker.client, "heartbeat", [keys.workers], [self.worker.id, 0])
 
     async def _listen_for_cancels(self) -> None:
         w = self.worker

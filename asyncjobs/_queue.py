@@ -38,7 +38,7 @@ PRIORITY_LIMIT = 1000
 DEFAULT_KEEP_RESULT = 86_400.0
 DEFAULT_IDEMPOTENCY_TTL = 86_400.0
 DEFAULT_DEAD_LETTER_MAXLEN = 10_000
-_FIELDS_PER_JOB = 11
+_FIELDS_PER_JOB = 12
 
 
 def _seconds(value: float | timedelta | None, name: str) -> float:
@@ -216,9 +216,21 @@ class Queue:
             _ms(expires),
             str(idem_key),
             max(1, _ms(_seconds(idem_ttl, "_idempotency_ttl"))),
+            self._concurrency_key(task_obj, args, kwargs),
         ]
         assert len(fields) == _FIELDS_PER_JOB
         return str(queue_name), fields, task_obj
+
+    @staticmethod
+    def _concurrency_key(
+        task: Task[Any, Any] | None, args: tuple[Any, ...], kwargs: dict[str, Any]
+    ) -> str:
+        if task is None or task.concurrency_key is None:
+            return ""
+        key = str(task.concurrency_key(*args, **kwargs))
+        if not key:
+            raise ValueError(f"concurrency_key of task {task.name!r} returned an empty key")
+        return key
 
     async def _register(self, queue_name: str) -> None:
         """Record the queue name once, so `asyncjobs info` and `asyncjobs job` can find it."""

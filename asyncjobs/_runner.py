@@ -18,6 +18,7 @@ from ._context import Context
 from ._errors import JobTimeout, PayloadError, Retry, SerializationError, UnknownTaskError
 from ._keys import QueueKeys
 from ._scripts import run_script
+from ._task import Task
 
 if TYPE_CHECKING:
     from ._worker import Worker
@@ -79,8 +80,18 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
     task = worker.registry.get(job.task_name)
     max_tries = job.max_tries or (task.max_tries if task else None) or settings.max_tries
     started = time.monotonic()
+    ctx = Context(
+        job_id=job.id,
+        task_name=job.task_name,
+        attempt=job.attempt,
+        max_tries=max_tries,
+        enqueued_ms=job.enqueued_ms,
+        queue=worker.queue_client,
+        state=worker.state,
+        report_progress=lambda v, s, m: _progress(worker, job, v, s, m),
+    )
 
-    async def report_failure(exc: BaseException, delay_s: float | int) -> None:
+    async def report_failure(exc: BaseException, delay_s: float) -> None:
         error_type, message, tb = _error_fields(exc)
         delay_ms = PERMANENT if delay_s == PERMANENT else int(delay_s * 1000)
         job.running = False
@@ -95,20 +106,24 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
             traceback=tb,
         )
         took = time.monotonic() - started
+        ctx.error = exc
         if code == 1:
+            ctx.outcome = "retry"
             log.info(
                 "job %s %s try %d/%d failed in %.3fs (%s: %s); retry in %.2fs",
                 job.id, job.task_name, job.attempt, max_tries, took, error_type, message,
                 max(delay_s, 0), extra=_extra(job, "retry", took),
             )  # fmt: skip
         elif code == 2:
+            ctx.outcome = "failed"
             log.error(
                 "job %s %s try %d/%d failed in %.3fs (%s: %s); dead-lettered",
                 job.id, job.task_name, job.attempt, max_tries, took, error_type, message,
                 extra=_extra(job, "failed", took),
             )  # fmt: skip
-            await worker.hook("on_dead_letter", job, exc)
+            await worker.hook("on_dead_letter", ctx, exc)
         else:
+            ctx.outcome = "refused"
             _log_refused(job)
 
     if task is None:
@@ -125,24 +140,11 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
         args, kwargs = _serde.decode_payload(job.payload)
         args, kwargs = task.validate_arguments(args, kwargs)
     except (ValueError, TypeError, ValidationError) as exc:
-        await report_failure(
-            PayloadError(f"cannot decode the job's arguments: {exc}"),
-            PERMANENT,
-        )
+        await report_failure(PayloadError(f"cannot decode the job's arguments: {exc}"), PERMANENT)
         return
 
     timeout = job.timeout_ms / 1000 if job.timeout_ms else (task.timeout or settings.job_timeout)
-    ctx = Context(
-        job_id=job.id,
-        task_name=job.task_name,
-        attempt=job.attempt,
-        max_tries=max_tries,
-        enqueued_ms=job.enqueued_ms,
-        queue=worker.queue_client,
-        state=worker.state,
-        deadline=started + timeout,
-        report_progress=lambda v, s, m: _progress(worker, job, v, s, m),
-    )
+    ctx.deadline = started + timeout
     log.debug("job %s %s try %d started", job.id, job.task_name, job.attempt)
     await worker.hook("on_job_start", ctx)
     try:
@@ -151,21 +153,18 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
         job.running = False
         if job.stop_reason is None:
             raise  # the worker itself is being torn down
+        ctx.outcome = "requeued" if job.stop_reason == "shutdown" else job.stop_reason
         await _stopped(worker, job)
-        return
     except _TryTimedOut:
         timed_out = JobTimeout(
             f"try {job.attempt} ran past its timeout of {timeout}s and was cancelled"
         )
-        await report_failure(timed_out, retry_delay(task.backoff, job.attempt))
+        await report_failure(timed_out, _delay_if_retryable(task, timed_out, job.attempt))
     except Retry as exc:
         delay = exc.defer if exc.defer is not None else retry_delay(task.backoff, job.attempt)
         await report_failure(exc, delay)
     except Exception as exc:
-        retryable = isinstance(exc, task.retry_on or (Exception,))
-        await report_failure(
-            exc, retry_delay(task.backoff, job.attempt) if retryable else PERMANENT
-        )
+        await report_failure(exc, _delay_if_retryable(task, exc, job.attempt))
     else:
         job.running = False
         try:
@@ -175,6 +174,7 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
         else:
             took = time.monotonic() - started
             if await worker.finisher.succeed(job.keys, job.id, job.token, encoded):
+                ctx.outcome, ctx.result = "succeeded", result
                 if log.isEnabledFor(logging.INFO):
                     log.info(
                         "job %s %s try %d succeeded in %.3fs",
@@ -182,8 +182,15 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
                         extra=_extra(job, "succeeded", took),
                     )  # fmt: skip
             else:
+                ctx.outcome = "refused"
                 _log_refused(job)
     await worker.hook("on_job_end", ctx)
+
+
+def _delay_if_retryable(task: Task[Any, Any], exc: BaseException, attempt: int) -> float:
+    """The backoff delay if ``retry_on`` covers ``exc`` (default: any Exception), else PERMANENT."""
+    retry_on = task.retry_on if task.retry_on is not None else (Exception,)
+    return retry_delay(task.backoff, attempt) if isinstance(exc, retry_on) else PERMANENT
 
 
 async def _stopped(worker: Worker, job: ClaimedJob) -> None:

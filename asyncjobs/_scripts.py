@@ -21,6 +21,8 @@ SCRIPT_NAMES = (
     "cancel",
     "progress",
     "replay",
+    "cron_tick",
+    "heartbeat",
 )
 
 

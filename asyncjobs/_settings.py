@@ -37,6 +37,7 @@ class WorkerSettings(BaseModel):
     on_shutdown: Hook | None = None
     on_job_start: Hook | None = None
     on_job_end: Hook | None = None
+    on_dead_letter: Callable[[Any, BaseException], Awaitable[None]] | None = None
     cron_jobs: list[Any] = Field(default_factory=list)
     lease_seconds: float = Field(10.0, gt=0.2)
     max_tries: int = Field(3, ge=1)
@@ -74,7 +75,9 @@ class WorkerSettings(BaseModel):
     def _redis_url(cls, value: Any) -> Any:
         # arq's RedisSettings(host=, port=, database=, password=) → a URL
         if hasattr(value, "host") and hasattr(value, "port"):
-            auth = f":{value.password}@" if getattr(value, "password", None) else ""
+            user = getattr(value, "username", None) or ""
+            password = getattr(value, "password", None)
+            auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
             scheme = "rediss" if getattr(value, "ssl", False) else "redis"
             return f"{scheme}://{auth}{value.host}:{value.port}/{getattr(value, 'database', 0)}"
         return value

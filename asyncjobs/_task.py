@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import math
+import re
 from collections.abc import Awaitable, Callable
 from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 
@@ -14,7 +16,28 @@ from ._backoff import Backoff
 P = ParamSpec("P")
 R = TypeVar("R")
 
-TaskFunction = Callable[..., Awaitable[Any]]
+RateLimit = str | tuple[int, float]
+_RATE = re.compile(r"^\s*(\d+)\s*/\s*(\d*\.?\d*)\s*(s|sec|second|m|min|minute|h|hour)\s*$")
+_UNIT_SECONDS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60}
+_UNIT_SECONDS |= {"h": 3600, "hour": 3600}
+
+
+def rate_interval_ms(rate: RateLimit) -> int:
+    """Milliseconds between two starts for ``"100/s"``, ``"5/10s"``, ``"30/m"``, ``(n, secs)``.
+
+    Rounded up, so the enforced rate never exceeds the one asked for.
+    """
+    if isinstance(rate, str):
+        match = _RATE.match(rate)
+        if match is None:
+            raise ValueError(f"rate_limit {rate!r}: write it as '100/s', '5/10s', '30/m' or '2/h'")
+        count = int(match.group(1))
+        period = float(match.group(2) or 1) * _UNIT_SECONDS[match.group(3)]
+    else:
+        count, period = int(rate[0]), float(rate[1])
+    if count < 1 or period <= 0:
+        raise ValueError(f"rate_limit {rate!r} must allow at least one start per positive period")
+    return max(1, math.ceil(period * 1000 / count))
 
 
 def _adapter_for(annotation: Any) -> TypeAdapter[Any] | None:
@@ -42,6 +65,10 @@ class Task(Generic[P, R]):
         retry_on: tuple[type[BaseException], ...] | None = None,
         unique: bool = False,
         idempotency_ttl: float | None = None,
+        max_concurrency: int | None = None,
+        singleton: bool = False,
+        concurrency_key: Callable[..., str] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(
@@ -58,6 +85,16 @@ class Task(Generic[P, R]):
         self.retry_on = retry_on
         self.unique = unique
         self.idempotency_ttl = idempotency_ttl
+        if singleton:
+            max_concurrency = 1
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError("max_concurrency must be at least 1")
+        if concurrency_key is not None and max_concurrency is None:
+            raise ValueError("concurrency_key needs max_concurrency (or singleton=True)")
+        self.max_concurrency = max_concurrency
+        self.concurrency_key = concurrency_key
+        self.rate_limit = rate_limit
+        self.rate_interval_ms = rate_interval_ms(rate_limit) if rate_limit is not None else 0
         self.__doc__ = fn.__doc__
         self.__name__ = fn.__name__
         self.__wrapped__ = fn
@@ -134,6 +171,10 @@ def task(
     retry_on: tuple[type[BaseException], ...] | None = None,
     unique: bool = False,
     idempotency_ttl: float | None = None,
+    max_concurrency: int | None = None,
+    singleton: bool = False,
+    concurrency_key: Callable[..., str] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> Callable[[Callable[Concatenate[Any, P], Awaitable[R]]], Task[P, R]]: ...
 
 
@@ -149,8 +190,18 @@ def task(
     retry_on: tuple[type[BaseException], ...] | None = None,
     unique: bool = False,
     idempotency_ttl: float | None = None,
+    max_concurrency: int | None = None,
+    singleton: bool = False,
+    concurrency_key: Callable[..., str] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> Task[P, R] | Callable[[Callable[Concatenate[Any, P], Awaitable[R]]], Task[P, R]]:
-    """Register an ``async def f(ctx, ...)`` as a task, bare (``@task``) or with options."""
+    """Register an ``async def f(ctx, ...)`` as a task, bare (``@task``) or with options.
+
+    ``max_concurrency`` (or ``singleton=True`` for 1) caps how many jobs of the task run at once
+    across all workers, per ``concurrency_key(*args, **kwargs)`` when given; the others wait
+    queued. ``rate_limit`` ("100/s", "30/m", ``(count, seconds)``) spaces starts evenly across
+    all workers; a job over the limit is deferred to the next free slot.
+    """
 
     def wrap(f: Callable[Concatenate[Any, P], Awaitable[R]]) -> Task[P, R]:
         return Task(
@@ -163,6 +214,10 @@ def task(
             retry_on=retry_on,
             unique=unique,
             idempotency_ttl=idempotency_ttl,
+            max_concurrency=max_concurrency,
+            singleton=singleton,
+            concurrency_key=concurrency_key,
+            rate_limit=rate_limit,
         )
 
     return wrap(fn) if fn is not None else wrap

@@ -11,6 +11,7 @@ import socket
 from typing import Any
 
 from ._connection import check_reachable, create_client, redact
+from ._cron import CronScheduler
 from ._finisher import CONNECTION_ERRORS, Finisher
 from ._keys import QueueKeys, queues_registry_key
 from ._leases import LeaseKeeper
@@ -35,7 +36,9 @@ class Worker:
 
     def __init__(self, settings: WorkerSettings | Any, **overrides: Any) -> None:
         base = WorkerSettings.coerce(settings)
-        self.settings = base.model_copy(update=overrides) if overrides else base
+        if overrides:
+            base = WorkerSettings.coerce({**dict(base), **overrides})
+        self.settings = base
         self.registry: dict[str, Task[Any, Any]] = {t.name: t for t in self.settings.functions}
         self.id = (
             self.settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
@@ -69,13 +72,17 @@ class Worker:
         self._stopping.clear()
         installed = self._install_signals() if handle_signals else []
         keeper = LeaseKeeper(self)
+        scheduler = CronScheduler(self)
+        started = False
         try:
             await check_reachable(self.client, s.redis_url)
             await preload_scripts(self.client)
             await self.client.sadd(queues_registry_key(s.prefix), *s.queues)
+            await self._publish_limits()
             await keeper.warn_if_evicting()
             if s.on_startup is not None:
                 await s.on_startup(self.state)
+            started = True
             log.info(
                 "worker %s serving %s on %s: %d task(s), concurrency %d%s",
                 self.id,
@@ -87,6 +94,7 @@ class Worker:
             )
             self.finisher.start()
             await keeper.start()
+            scheduler.start()
             claimer = asyncio.create_task(self._claim_loop(burst), name="asyncjobs-claim")
             stop = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({claimer, stop}, return_when=asyncio.FIRST_COMPLETED)
@@ -94,20 +102,38 @@ class Worker:
             stop.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await claimer
+            await scheduler.stop()
             await self._drain()
             await self.finisher.stop()
             await keeper.stop()
         finally:
             for sig in installed:
                 asyncio.get_running_loop().remove_signal_handler(sig)
+            await scheduler.stop()
             await keeper.stop()
             try:
-                if s.on_shutdown is not None:
+                if started and s.on_shutdown is not None:
                     await s.on_shutdown(self.state)
             finally:
                 await self.queue_client.waiters.aclose()
                 await self.client.aclose()
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
+
+    async def _publish_limits(self) -> None:
+        """Tell the claim script each task's concurrency and rate limits (absent = none)."""
+        async with self.client.pipeline(transaction=False) as pipe:
+            for keys in self.keys:
+                for task in self.registry.values():
+                    for field, value in (
+                        ("concurrency", task.max_concurrency or 0),
+                        ("interval_ms", task.rate_interval_ms),
+                        ("max_tries", task.max_tries or 0),
+                    ):
+                        if value:
+                            pipe.hset(keys.limits, f"{task.name}:{field}", value)
+                        else:
+                            pipe.hdel(keys.limits, f"{task.name}:{field}")
+            await pipe.execute()
 
     def stop(self) -> None:
         """Ask the worker to stop claiming and shut down gracefully."""
@@ -223,7 +249,7 @@ class Worker:
         reply = await run_script(
             self.client,
             "claim",
-            [keys.ready, keys.deferred, keys.leases, keys.wake, keys.seq, keys.stats],
+            [keys.ready, keys.deferred, keys.leases, keys.wake, keys.seq, keys.stats, keys.limits],
             [
                 keys.job_prefix,
                 self.id,
@@ -231,6 +257,8 @@ class Worker:
                 int(s.lease_seconds * 1000),
                 int(s.keep_result * 1000),
                 keys.events,
+                keys.group_prefix,
+                keys.rate_prefix,
             ],
         )
         next_due_ms = int(reply[0])

@@ -104,7 +104,11 @@ def worker(
         overrides["concurrency"] = concurrency
     if queue:
         overrides["queues"] = queue
-    w = Worker(settings, **overrides)
+    try:
+        w = Worker(settings, **overrides)
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
     _run(lambda: w.run(burst=burst))
 
 
@@ -124,6 +128,8 @@ def info(
     async def go() -> list[dict[str, Any]]:
         async with Queue(resolve_url(redis_url), prefix=prefix) as q:
             rows = []
+            seconds, micros = await q.client.time()
+            now_ms = seconds * 1000 + micros // 1000  # Redis's clock, as the heartbeats use
             for name in await _queue_names(q):
                 k = QueueKeys(name, prefix)
                 async with q.client.pipeline(transaction=False) as pipe:
@@ -131,7 +137,7 @@ def info(
                     pipe.zcard(k.deferred)
                     pipe.zcard(k.leases)
                     pipe.xlen(k.dead_letters)
-                    pipe.zcount(k.workers, _now_ms(), "+inf")
+                    pipe.zcount(k.workers, now_ms, "+inf")
                     pipe.hgetall(k.stats)
                     ready, deferred, leases, dead, workers, stats = await pipe.execute()
                 rows.append(
@@ -160,12 +166,6 @@ def info(
     typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)))
     for r in rows:
         typer.echo("  ".join(str(r.get(c, 0)).ljust(w) for c, w in zip(cols, widths, strict=False)))
-
-
-def _now_ms() -> int:
-    import time
-
-    return int(time.time() * 1000)
 
 
 @app.command()

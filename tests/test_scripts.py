@@ -30,7 +30,7 @@ def k() -> QueueKeys:
 def job_fields(
     job_id: str, *, priority: int = 0, max_tries: int = 0, delay_ms: int = 0
 ) -> list[Any]:
-    return [job_id, "t", b"[[],{}]", priority, max_tries, 0, delay_ms, 0, 0, "", 1000]
+    return [job_id, "t", b"[[],{}]", priority, max_tries, 0, delay_ms, 0, 0, "", 1000, ""]
 
 
 async def enqueue(r: Any, k: QueueKeys, *jobs: list[Any]) -> Any:
@@ -44,23 +44,27 @@ async def claim(r: Any, k: QueueKeys, n: int, worker: str = "w1", lease_ms: int 
     return await run_script(
         r,
         "claim",
-        [k.ready, k.deferred, k.leases, k.wake, k.seq, k.stats],
-        [k.job_prefix, worker, n, lease_ms, 60000, k.events],
+        [k.ready, k.deferred, k.leases, k.wake, k.seq, k.stats, k.limits],
+        [k.job_prefix, worker, n, lease_ms, 60000, k.events, k.group_prefix, k.rate_prefix],
     )
 
 
 async def complete(r: Any, k: QueueKeys, job_id: str, token: str) -> Any:
     return await run_script(
-        r, "complete", [k.leases, k.stats], [k.job_prefix, 60000, k.events, job_id, token, b"1"]
+        r,
+        "complete",
+        [k.leases, k.stats, k.ready, k.wake],
+        [k.job_prefix, 60000, k.events, k.group_prefix, job_id, token, b"1"],
     )
 
 
 async def fail(r: Any, k: QueueKeys, job_id: str, token: str, delay_ms: int, max_tries: int) -> Any:
+    tail = [k.events, k.group_prefix]
     return await run_script(
         r,
         "fail",
         [k.leases, k.deferred, k.ready, k.wake, k.seq, k.dead_letters, k.stats],
-        [k.job_prefix, job_id, token, delay_ms, max_tries, "E", "msg", "tb", 60000, 100, k.events],
+        [k.job_prefix, job_id, token, delay_ms, max_tries, "E", "msg", "tb", 60000, 100, *tail],
     )
 
 
@@ -69,7 +73,7 @@ async def recover(r: Any, k: QueueKeys, default_max: int = 3) -> Any:
         r,
         "recover",
         [k.leases, k.ready, k.wake, k.seq, k.dead_letters, k.stats],
-        [k.job_prefix, 100, default_max, 60000, 100, k.events],
+        [k.job_prefix, 100, default_max, 60000, 100, k.events, k.group_prefix],
     )
 
 
@@ -77,15 +81,7 @@ def test_every_script_has_a_header_matching_its_callers() -> None:
     """Each file documents KEYS, ARGV and Returns; the wrappers pass that many KEYS."""
     folder = resources.files("asyncjobs") / "scripts"
     source = "".join(
-        (resources.files("asyncjobs") / name).read_text()
-        for name in (
-            "_queue.py",
-            "_job.py",
-            "_worker.py",
-            "_finisher.py",
-            "_leases.py",
-            "_runner.py",
-        )
+        f.read_text() for f in resources.files("asyncjobs").iterdir() if f.name.endswith(".py")
     )
     for name in SCRIPT_NAMES:
         text = (folder / f"{name}.lua").read_text()
@@ -192,7 +188,10 @@ async def test_requeue_gives_the_try_back(r: Any, k: QueueKeys) -> None:
     await enqueue(r, k, job_fields("j"))
     await claim(r, k, 1)
     reply = await run_script(
-        r, "requeue", [k.leases, k.ready, k.wake, k.seq], [k.job_prefix, "j", "w1:1", k.events]
+        r,
+        "requeue",
+        [k.leases, k.ready, k.wake, k.seq],
+        [k.job_prefix, "j", "w1:1", k.events, k.group_prefix],
     )
     assert reply == 1
     assert await r.hget(k.job("j"), "attempts") == b"0"
@@ -208,8 +207,8 @@ async def test_cancel_running_revokes_token_and_notifies(r: Any, k: QueueKeys) -
     code = await run_script(
         r,
         "cancel",
-        [k.ready, k.deferred, k.leases, k.stats],
-        [k.job_prefix, "j", 60000, k.events, k.cancel],
+        [k.ready, k.deferred, k.leases, k.stats, k.wake],
+        [k.job_prefix, "j", 60000, k.events, k.cancel, k.group_prefix],
     )
     assert code == 2
     message = await pubsub.get_message(timeout=1)

@@ -2,7 +2,8 @@
 -- Invariants kept here for every script:
 --   * time comes from Redis (TIME), never from a client;
 --   * a job is in at most one of ready / deferred / leases, matching its `status` field;
---   * every visible change of a job is published on the queue's events channel as "<id> <status>".
+--   * every change a waiter or watcher acts on (start, progress, retry, requeue, every end) is
+--     published on the queue's events channel as "<id> <status>".
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local rcall = redis.call
 
@@ -20,6 +21,55 @@ local function push_ready(ready_key, seq_key, job_key, job_id)
   local priority = tonumber(rcall('HGET', job_key, 'priority') or '0') or 0
   local seq = rcall('INCR', seq_key) % SEQ_SPAN
   rcall('ZADD', ready_key, (PRIORITY_LIMIT - priority) * SEQ_SPAN + seq, job_id)
+end
+
+-- Creates one job from the 12 enqueue fields starting at ARGV[b] (see enqueue.lua), unless a
+-- job with that id, or the idempotency key, exists. Returns the job id and 1 if it existed.
+local FIELDS_PER_JOB = 12
+local function create_job(ready_key, deferred_key, seq_key, job_prefix, idem_prefix, now, b)
+  local id, task, payload = ARGV[b], ARGV[b + 1], ARGV[b + 2]
+  local priority, max_tries, timeout = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
+  local delay, defer_until = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
+  local expires, idem_key, idem_ttl = tonumber(ARGV[b + 8]), ARGV[b + 9], tonumber(ARGV[b + 10])
+  local concurrency_key = ARGV[b + 11]
+  if idem_key ~= '' then
+    local existing = rcall('GET', idem_prefix .. idem_key)
+    if existing then return existing, 1 end
+  end
+  local job_key = job_prefix .. id
+  if rcall('EXISTS', job_key) == 1 then return id, 1 end
+  local due = math.max(now + delay, defer_until)
+  rcall('HSET', job_key, 'task', task, 'payload', payload, 'priority', priority,
+    'max_tries', max_tries, 'timeout', timeout, 'attempts', 0, 'enqueued_at', now)
+  if expires > 0 then rcall('HSET', job_key, 'expires_at', now + expires) end
+  if concurrency_key ~= '' then rcall('HSET', job_key, 'concurrency_key', concurrency_key) end
+  if idem_key ~= '' then
+    rcall('HSET', job_key, 'idempotency_key', idem_key)
+    rcall('SET', idem_prefix .. idem_key, id, 'PX', idem_ttl)
+  end
+  if due > now then
+    rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', due)
+    rcall('ZADD', deferred_key, due, id)
+  else
+    rcall('HSET', job_key, 'status', 'queued')
+    push_ready(ready_key, seq_key, job_key, id)
+  end
+  return id, 0
+end
+
+-- A job leaving in_progress gives back its concurrency-group slot, and the first job waiting
+-- for that group goes back to the ready set with the score it had.
+local function release_slot(job_key, id, job_prefix, group_prefix, ready_key, wake_key)
+  local group = rcall('HGET', job_key, 'group')
+  if not group then return end
+  rcall('HDEL', job_key, 'group')
+  rcall('SREM', group_prefix .. group .. ':running', id)
+  local nxt = rcall('ZPOPMIN', group_prefix .. group .. ':blocked', 1)
+  if #nxt > 0 then
+    rcall('HDEL', job_prefix .. nxt[1], 'blocked')
+    rcall('ZADD', ready_key, nxt[2], nxt[1])
+    rcall('ZADD', wake_key, 0, 'w')
+  end
 end
 
 local function publish(channel, job_id, status)

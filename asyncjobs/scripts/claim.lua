@@ -1,15 +1,22 @@
--- claim: promote due deferred jobs, then hand out up to N ready jobs under fresh leases.
+-- claim: promote due deferred jobs, then hand out up to N ready jobs under fresh leases,
+-- honouring per-task concurrency limits and rate limits.
 -- KEYS[1] ready   KEYS[2] deferred   KEYS[3] leases   KEYS[4] wake   KEYS[5] seq   KEYS[6] stats
+-- KEYS[7] limits
 -- ARGV[1] job prefix   ARGV[2] worker id   ARGV[3] N (free slots)   ARGV[4] lease ms
 -- ARGV[5] keep ms (for jobs that expired unstarted)   ARGV[6] events channel
+-- ARGV[7] concurrency-group prefix   ARGV[8] rate-limit prefix
 -- Returns: {next_due_in_ms (-1 = nothing deferred), then 7 fields per claimed job:
 --   id, task, payload, attempts (this try, from 1), max_tries, timeout_ms, enqueued_at_ms}
 -- Each claim's lease token is "<worker id>:<attempts>", unique per job and try; ack, fail,
 -- requeue, progress and extend act only while the job still holds that token.
--- Invariant: a claimed job moves from ready to leases with status in_progress.
+-- Invariants: a claimed job moves from ready to leases with status in_progress. A job over its
+--   task's max_concurrency waits in its group's blocked set (status queued) until a slot is
+--   released; a job over its task's rate limit is deferred to the next free start slot, which
+--   it reserves (rate_slot), so waiting jobs are never busy-looped.
 local now = now_ms()
 local job_prefix, worker, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local lease_ms, keep_ms, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
+local group_prefix, rate_prefix = ARGV[7], ARGV[8]
 
 local due = rcall('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
@@ -21,34 +28,90 @@ for _, id in ipairs(due) do
   end
 end
 
+local limit_cache = {}
+local function limits_of(task)
+  local l = limit_cache[task]
+  if not l then
+    local v = rcall('HMGET', KEYS[7], task .. ':concurrency', task .. ':interval_ms')
+    l = {tonumber(v[1] or '0') or 0, tonumber(v[2] or '0') or 0}
+    limit_cache[task] = l
+  end
+  return l
+end
+
+-- Moves every job waiting in a group back to ready (its limit was lifted or raised).
+local function unblock(group, count)
+  local blocked = group_prefix .. group .. ':blocked'
+  local moved = rcall('ZPOPMIN', blocked, count)
+  for i = 1, #moved, 2 do
+    rcall('HDEL', job_prefix .. moved[i], 'blocked')
+    rcall('ZADD', KEYS[1], moved[i + 1], moved[i])
+  end
+end
+
 local out = {-1}
 local claimed, expired = 0, 0
 while claimed < n do
   local popped = rcall('ZPOPMIN', KEYS[1], n - claimed)
   if #popped == 0 then break end
   for i = 1, #popped, 2 do
-    local id = popped[i]
+    local id, score = popped[i], popped[i + 1]
     local job_key = job_prefix .. id
     local f = rcall('HMGET', job_key, 'task', 'payload', 'attempts', 'max_tries', 'timeout',
-      'enqueued_at', 'expires_at', 'status')
+      'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot')
     if f[8] == 'queued' then
+      local task = f[1]
       if f[7] and tonumber(f[7]) <= now then
         expired = expired + 1
         finish_job(job_key, id, 'expired', now, keep_ms, channel)
       else
-        local attempts = tonumber(f[3] or '0') + 1
-        rcall('HSET', job_key, 'status', 'in_progress', 'attempts', attempts,
-          'started_at', now, 'token', worker .. ':' .. attempts, 'worker', worker)
-        rcall('ZADD', KEYS[3], now + lease_ms, id)
-        claimed = claimed + 1
-        local o = #out
-        out[o + 1] = id
-        out[o + 2] = f[1]
-        out[o + 3] = f[2]
-        out[o + 4] = attempts
-        out[o + 5] = f[4] or '0'
-        out[o + 6] = f[5] or '0'
-        out[o + 7] = f[6] or '0'
+        local lim = limits_of(task)
+        local group = task
+        if f[9] then group = task .. ':' .. f[9] end
+        local runnable = true
+        if lim[1] > 0 then
+          if rcall('SCARD', group_prefix .. group .. ':running') >= lim[1] then
+            rcall('ZADD', group_prefix .. group .. ':blocked', score, id)
+            rcall('HSET', job_key, 'blocked', group)
+            runnable = false
+          end
+        elseif rcall('EXISTS', group_prefix .. group .. ':blocked') == 1 then
+          unblock(group, 1000)
+        end
+        if runnable and lim[2] > 0 and not f[10] then
+          local rate_key = rate_prefix .. task
+          local slot = math.max(tonumber(rcall('GET', rate_key) or '0'), now)
+          rcall('SET', rate_key, slot + lim[2], 'PX', slot + lim[2] - now + 1000)
+          if slot > now then
+            rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', slot, 'rate_slot', 1)
+            rcall('ZADD', KEYS[2], slot, id)
+            runnable = false
+          end
+        end
+        if runnable then
+          local attempts = tonumber(f[3] or '0') + 1
+          rcall('HSET', job_key, 'status', 'in_progress', 'attempts', attempts,
+            'started_at', now, 'token', worker .. ':' .. attempts, 'worker', worker)
+          if f[10] then rcall('HDEL', job_key, 'rate_slot') end
+          if lim[1] > 0 then
+            local running = group_prefix .. group .. ':running'
+            rcall('SADD', running, id)
+            rcall('HSET', job_key, 'group', group)
+            local free = lim[1] - rcall('SCARD', running)
+            if free > 0 then unblock(group, free) end
+          end
+          rcall('ZADD', KEYS[3], now + lease_ms, id)
+          publish(channel, id, 'in_progress')
+          claimed = claimed + 1
+          local o = #out
+          out[o + 1] = id
+          out[o + 2] = task
+          out[o + 3] = f[2]
+          out[o + 4] = attempts
+          out[o + 5] = f[4] or '0'
+          out[o + 6] = f[5] or '0'
+          out[o + 7] = f[6] or '0'
+        end
       end
     end
   end

@@ -1,17 +1,18 @@
 -- complete: acknowledge 1..N jobs that succeeded, storing their results.
--- KEYS[1] leases   KEYS[2] stats
+-- KEYS[1] leases   KEYS[2] stats   KEYS[3] ready   KEYS[4] wake
 -- ARGV[1] job prefix   ARGV[2] keep ms (result TTL; 0 = drop the record)   ARGV[3] events channel
--- then triples: id, token, result (JSON)
+-- ARGV[4] concurrency-group prefix   then triples: id, token, result (JSON)
 -- Returns: one integer per job: 1 stored, -1 refused because the job no longer holds that
 --   lease token (it was reclaimed, cancelled or already finished): the outcome is never doubled.
 local now = now_ms()
 local job_prefix, keep_ms, channel = ARGV[1], tonumber(ARGV[2]), ARGV[3]
 local out, done = {}, 0
-for i = 4, #ARGV, 3 do
+for i = 5, #ARGV, 3 do
   local id, token = ARGV[i], ARGV[i + 1]
   local job_key = job_prefix .. id
   if rcall('HGET', job_key, 'token') == token then
     rcall('ZREM', KEYS[1], id)
+    release_slot(job_key, id, job_prefix, ARGV[4], KEYS[3], KEYS[4])
     rcall('HSET', job_key, 'result', ARGV[i + 2])
     rcall('HDEL', job_key, 'error_type', 'error_message', 'traceback')
     finish_job(job_key, id, 'succeeded', now, keep_ms, channel)

@@ -5,6 +5,7 @@
 -- ARGV[4] retry delay ms (-1 = permanent failure, never retried)
 -- ARGV[5] max tries (the worker's effective value)   ARGV[6] error type   ARGV[7] error message
 -- ARGV[8] traceback   ARGV[9] keep ms   ARGV[10] dead-letter cap   ARGV[11] events channel
+-- ARGV[12] concurrency-group prefix
 -- Returns: 1 retry scheduled, 2 dead-lettered (status failed), -1 refused: lease token lost.
 -- Invariant: the job leaves leases and lands in deferred/ready or the dead-letter stream in
 --   the same step, so no crash between "failed" and "rescheduled" can lose it.
@@ -14,6 +15,7 @@ local delay, max_tries = tonumber(ARGV[4]), tonumber(ARGV[5])
 local job_key = job_prefix .. id
 if rcall('HGET', job_key, 'token') ~= token then return -1 end
 rcall('ZREM', KEYS[1], id)
+release_slot(job_key, id, job_prefix, ARGV[12], KEYS[3], KEYS[4])
 set_error(job_key, ARGV[6], ARGV[7], ARGV[8])
 local attempts = tonumber(rcall('HGET', job_key, 'attempts') or '0')
 if delay >= 0 and attempts < max_tries then

@@ -1,8 +1,9 @@
 -- recover: put back the jobs whose lease ran out (their worker died, was killed or stalled).
 -- KEYS[1] leases   KEYS[2] ready   KEYS[3] wake   KEYS[4] seq   KEYS[5] dead-letter stream
--- KEYS[6] stats
+-- KEYS[6] stats   KEYS[7] limits (a task's published max_tries, for jobs that carry none)
 -- ARGV[1] job prefix   ARGV[2] limit   ARGV[3] default max tries (for jobs that carry none)
 -- ARGV[4] keep ms   ARGV[5] dead-letter cap   ARGV[6] events channel
+-- ARGV[7] concurrency-group prefix
 -- Returns: {recovered, dead_lettered, next_lease_deadline_in_ms (-1 = no leases)}
 -- The lost try counts: a job whose tries are used up goes to the dead letters (WorkerLost),
 -- so a job that kills every worker that runs it cannot crash workers forever.
@@ -18,7 +19,12 @@ for _, id in ipairs(expired) do
   if f[4] == 'in_progress' then
     local attempts = tonumber(f[1] or '0')
     local max_tries = tonumber(f[2] or '0')
+    if max_tries <= 0 then
+      local task = rcall('HGET', job_key, 'task') or ''
+      max_tries = tonumber(rcall('HGET', KEYS[7], task .. ':max_tries') or '0') or 0
+    end
     if max_tries <= 0 then max_tries = default_max end
+    release_slot(job_key, id, job_prefix, ARGV[7], KEYS[2], KEYS[3])
     rcall('HINCRBY', job_key, 'stalls', 1)
     set_error(job_key, 'WorkerLost', 'the lease ran out on try ' .. attempts ..
       ': worker ' .. (f[3] or '?') .. ' stopped renewing it (crashed, killed or blocked)', '')
