@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from . import _serde
@@ -76,6 +77,23 @@ class Job(Generic[R]):
                     await asyncio.wait_for(changed.wait(), remaining)
                 except asyncio.TimeoutError:
                     raise TimeoutError(f"job {self.id} did not finish within {timeout} s") from None
+
+    async def watch(self) -> AsyncIterator[JobInfo]:
+        """Yield the job's info now and after each change (start, progress, retry, end), until
+        it ends; woken by Redis. Changes that come faster than you read coalesce: you always
+        see the latest state, in order, never an older one after a newer one."""
+        seen: tuple[Any, ...] | None = None
+        async with self._queue.waiters.listen(self._keys.events, self.id) as changed:
+            while True:
+                changed.clear()
+                info = await self.info()
+                state = (info.status, info.attempts, info.progress, info.stage, info.message)
+                if state != seen:
+                    seen = state
+                    yield info
+                if info.status in TERMINAL:
+                    return
+                await changed.wait()
 
     def _outcome(self, status: JobStatus, values: list[Any]) -> R:
         if status is JobStatus.SUCCEEDED:

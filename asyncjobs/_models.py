@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
 
@@ -64,6 +64,7 @@ class JobInfo(BaseModel):
     progress: float | None = None
     stage: str | None = None
     message: str | None = None
+    eta: datetime | None = None
     worker: str | None = None
     idempotency_key: str | None = None
     raw_payload: str | None = None
@@ -85,6 +86,15 @@ def _text(value: bytes | str | None) -> str | None:
     return value.decode() if isinstance(value, bytes) else value
 
 
+def _eta(status: JobStatus, started_at: datetime | None, progress: float | None) -> datetime | None:
+    """When a running job should finish if it keeps its average pace so far."""
+    if status is not JobStatus.IN_PROGRESS or started_at is None or not progress:
+        return None
+    now = datetime.now(timezone.utc)
+    elapsed = (now - started_at).total_seconds()
+    return now + timedelta(seconds=max(0.0, elapsed * (1 - progress) / progress))
+
+
 def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) -> JobInfo:
     """Build a JobInfo from a job hash (or a dead-letter stream entry) as Redis returns it."""
     f = {k.decode(): v for k, v in fields.items()}
@@ -100,19 +110,22 @@ def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) ->
         result = _serde.loads(f["result"])
     max_tries = int(f.get("max_tries", b"0") or 0)
     progress = f.get("progress")
+    status = JobStatus(_text(f.get("status")) or "failed")
+    started_at = ms_to_datetime(f.get("started_at"))
+    fraction = float(progress) if progress not in (None, b"") else None
     return JobInfo(
         id=job_id,
         queue=queue,
         task=_text(f.get("task")) or "",
         args=args,
         kwargs=kwargs,
-        status=JobStatus(_text(f.get("status")) or "failed"),
+        status=status,
         attempts=int(f.get("attempts", b"0") or 0),
         max_tries=max_tries or None,
         priority=int(f.get("priority", b"0") or 0),
         enqueued_at=ms_to_datetime(f.get("enqueued_at")),
         scheduled_at=ms_to_datetime(f.get("scheduled_at")),
-        started_at=ms_to_datetime(f.get("started_at")),
+        started_at=started_at,
         finished_at=ms_to_datetime(f.get("finished_at") or f.get("failed_at")),
         expires_at=ms_to_datetime(f.get("expires_at")),
         result=result,
@@ -120,7 +133,8 @@ def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) ->
         error_type=error_type or None,
         error_message=error_message if error_type else None,
         traceback=_text(f.get("traceback")) or None,
-        progress=float(progress) if progress not in (None, b"") else None,
+        progress=fraction,
+        eta=_eta(status, started_at, fraction),
         stage=_text(f.get("stage")) or None,
         message=_text(f.get("message")) or None,
         worker=_text(f.get("worker")),

@@ -52,6 +52,7 @@ class Worker:
         self.jobs_done = 0
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
+        self._pokes: set[asyncio.Task[Any]] = set()
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -239,10 +240,30 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            timeout = MAX_BLOCK_SECONDS
-            if next_due_ms >= 0:
-                timeout = min(timeout, max(next_due_ms / 1000, 0.001))
-            await self.client.bzpopmin(wake_keys, timeout=timeout)
+            await self._block_until_woken(wake_keys, next_due_ms)
+
+    async def _block_until_woken(self, wake_keys: list[str], next_due_ms: int) -> None:
+        """Block on the wake keys until an enqueue (or retry, or recovery) writes one.
+
+        Redis checks blocking timeouts only ``hz`` times a second (100 ms by default), so for a
+        deferred job's due time we set our own timer and write the wake key ourselves when it
+        fires: the job starts within a millisecond or so of its due time, not up to 100 ms late.
+        """
+        timer = None
+        if next_due_ms >= 0:
+            timer = asyncio.get_running_loop().call_later(
+                next_due_ms / 1000, self._poke, wake_keys[0]
+            )
+        try:
+            await self.client.bzpopmin(wake_keys, timeout=MAX_BLOCK_SECONDS)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _poke(self, wake_key: str) -> None:
+        task = asyncio.create_task(self.client.zadd(wake_key, {"w": 0}))
+        self._pokes.add(task)
+        task.add_done_callback(self._pokes.discard)
 
     async def _claim(self, keys: QueueKeys, free: int) -> tuple[int, int]:
         s = self.settings
