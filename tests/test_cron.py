@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import uuid
 from datetime import datetime, timezone
 from typing import Any
@@ -55,7 +56,7 @@ async def test_two_workers_enqueue_each_tick_once(redis_url: str) -> None:
     assert len(ran) >= 3
     assert len(ran) == len(set(ran)), f"a tick ran twice: {ran}"
     ticks = sorted(int(r.rsplit(":", 1)[1]) for r in ran)
-    assert all(b - a == 1000 for a, b in zip(ticks, ticks[1:], strict=False)), ticks
+    assert all(b - a == 1000 for a, b in itertools.pairwise(ticks)), ticks
 
 
 @task
