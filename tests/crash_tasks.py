@@ -23,3 +23,15 @@ async def quick(ctx: Context, n: int) -> int:
 
 
 settings = WorkerSettings(functions=[hang_first_try, quick], lease_seconds=1.0, max_tries=3)
+
+
+@task(max_tries=3, backoff=1.5)
+async def fail_first_try(ctx: Context, marker: str) -> str:
+    """Try 1 fails (retry in 1.5 s) after announcing itself; later tries succeed."""
+    if ctx.attempt == 1:
+        await ctx.queue.client.set(marker, os.getpid())
+        raise ConnectionError("first try always fails")
+    return f"finished on try {ctx.attempt}"
+
+
+settings.functions.append(fail_first_try)
