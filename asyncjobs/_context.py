@@ -11,6 +11,14 @@ if TYPE_CHECKING:
     from ._queue import Queue
 
 
+_ARQ_KEYS = {
+    "job_id": "job_id",
+    "job_try": "attempt",
+    "enqueue_time": "enqueued_at",
+    "redis": "_arq_redis",
+}
+
+
 class Context:
     """Passed as the first argument of every task.
 
@@ -78,7 +86,18 @@ class Context:
             await self._report_progress(value, stage, message)
 
     def __getitem__(self, key: str) -> Any:
-        return self._state[key]
+        try:
+            return self._state[key]
+        except KeyError:
+            if key in _ARQ_KEYS:  # arq tasks read these from their ctx dict
+                return getattr(self, _ARQ_KEYS[key])
+            raise KeyError(
+                f"{key!r} is not in the worker state; set ctx[{key!r}] in on_startup"
+            ) from None
+
+    @property
+    def _arq_redis(self) -> Any:
+        return self.queue
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._state[key] = value

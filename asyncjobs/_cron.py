@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
-from collections.abc import Collection
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,10 +32,10 @@ Field = int | Collection[int] | None
 MissedPolicy = Literal["skip", "run_once"]
 
 
-def _field(value: Field) -> str:
+def _field(value: Field | str) -> str:
     if value is None:
         return "*"
-    if isinstance(value, int):
+    if isinstance(value, (int, str)):
         return str(value)
     return ",".join(str(v) for v in sorted(value))
 
@@ -69,7 +70,7 @@ class CronJob:
 
 
 def cron(
-    task: Task[Any, Any],
+    task: Task[Any, Any] | Callable[..., Awaitable[Any]],
     expression: str | None = None,
     *,
     name: str | None = None,
@@ -96,7 +97,9 @@ def cron(
     ran (``"skip"``, the default, does not); ``run_at_startup`` runs it once per worker start.
     """
     if not isinstance(task, Task):
-        raise TypeError(f"cron() takes a @task, got {task!r}")
+        if not inspect.iscoroutinefunction(task):
+            raise TypeError(f"cron() takes a @task or an async def, got {task!r}")
+        task = Task(task)
     if expression is None:
         parts = [minute, hour, day, month, weekday, second]
         expression = " ".join(_field(p) for p in parts)

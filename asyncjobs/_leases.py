@@ -113,6 +113,8 @@ class LeaseKeeper:
                     dead,
                 )
             await run_script(w.client, "heartbeat", [keys.workers], [w.id, 3 * lease_ms])
+            if w.metrics is not None:
+                await w.metrics.refresh(w.client, keys)
 
     async def _leave(self) -> None:
         for keys in self.worker.keys:

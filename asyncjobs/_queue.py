@@ -127,6 +127,10 @@ class Queue:
         """Store one job and return its handle at once (an existing one if deduplicated)."""
         return (await self.enqueue_many([(task, args, kwargs)]))[0]
 
+    async def enqueue_job(self, function: str, /, *args: Any, **kwargs: Any) -> Job[Any]:
+        """arq's name for :meth:`enqueue` (the same underscore options apply)."""
+        return await self.enqueue(function, *args, **kwargs)
+
     async def enqueue_many(
         self, items: Iterable[tuple[Task[Any, Any] | str, Sequence[Any], dict[str, Any]]]
     ) -> list[Job[Any]]:

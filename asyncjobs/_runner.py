@@ -41,6 +41,7 @@ class ClaimedJob:
     timeout_ms: int
     enqueued_ms: int
     token: str
+    claimed_ms: int = 0  # Redis clock at the claim: queue wait = claimed_ms - enqueued_ms
     running: bool = True  # False once the task body ended and the outcome is being reported
     stop_reason: str | None = None  # why the worker cancelled it: cancelled / lease_lost / shutdown
 
@@ -125,6 +126,8 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
         else:
             ctx.outcome = "refused"
             _log_refused(job)
+        if worker.metrics is not None:
+            worker.metrics.job_ended(job, ctx.outcome, took)
 
     if task is None:
         known = ", ".join(sorted(worker.registry)) or "none"
@@ -146,6 +149,8 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
     timeout = job.timeout_ms / 1000 if job.timeout_ms else (task.timeout or settings.job_timeout)
     ctx.deadline = started + timeout
     log.debug("job %s %s try %d started", job.id, job.task_name, job.attempt)
+    if worker.metrics is not None:
+        worker.metrics.job_started(job)
     await worker.hook("on_job_start", ctx)
     try:
         result = await _call_with_timeout(task.fn(ctx, *args, **kwargs), timeout)
@@ -175,7 +180,9 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
             took = time.monotonic() - started
             if await worker.finisher.succeed(job.keys, job.id, job.token, encoded):
                 ctx.outcome, ctx.result = "succeeded", result
-                if log.isEnabledFor(logging.INFO):
+                if worker.metrics is not None:
+                    worker.metrics.job_ended(job, "succeeded", took)
+                if settings.log_successes and log.isEnabledFor(logging.INFO):
                     log.info(
                         "job %s %s try %d succeeded in %.3fs",
                         job.id, job.task_name, job.attempt, took,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import difflib
 import inspect
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,6 +18,27 @@ from ._task import Task
 Hook = Callable[[Any], Awaitable[None]]
 
 #: arq attribute name → our field name, for settings classes written for arq.
+#: arq settings with nothing to do in asyncjobs (no polling, no pickle, leases instead of
+#: health keys); accepted so an arq module runs unchanged, and logged once.
+ARQ_IGNORED = frozenset(
+    {
+        "poll_delay",
+        "queue_read_limit",
+        "health_check_interval",
+        "health_check_key",
+        "allow_abort_jobs",
+        "handle_signals",
+        "expires_extra_ms",
+        "job_completion_wait",
+        "keep_result_forever",
+        "log_results",
+        "retry_jobs",
+        "max_burst_jobs",
+        "burst",
+        "ctx",
+    }
+)
+
 ARQ_ALIASES = {
     "max_jobs": "concurrency",
     "queue_name": "queues",
@@ -47,6 +69,9 @@ class WorkerSettings(BaseModel):
     dead_letter_maxlen: int = Field(10_000, ge=1)
     prefix: str = DEFAULT_PREFIX
     name: str | None = None
+    metrics_port: int | None = Field(None, ge=0, le=65535)
+    metrics_host: str = "127.0.0.1"
+    log_successes: bool = True
 
     @field_validator("functions")
     @classmethod
@@ -93,6 +118,11 @@ class WorkerSettings(BaseModel):
             raw = {k: getattr(obj, k) for k in dir(obj) if not k.startswith("_")}
         data: dict[str, Any] = {}
         for key, value in raw.items():
+            if key in ARQ_IGNORED:
+                logging.getLogger("asyncjobs.worker").info(
+                    "arq setting %r has no effect in asyncjobs; ignored", key
+                )
+                continue
             field = ARQ_ALIASES.get(key, key)
             if field not in cls.model_fields:
                 hint = difflib.get_close_matches(field, list(cls.model_fields), n=1)

@@ -40,6 +40,8 @@ class Worker:
             base = WorkerSettings.coerce({**dict(base), **overrides})
         self.settings = base
         self.registry: dict[str, Task[Any, Any]] = {t.name: t for t in self.settings.functions}
+        for cron_job in self.settings.cron_jobs:
+            self.registry.setdefault(cron_job.task.name, cron_job.task)
         self.id = (
             self.settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         )
@@ -50,6 +52,7 @@ class Worker:
         self.queue_client: Queue = None  # type: ignore[assignment]
         self.finisher: Finisher = None  # type: ignore[assignment]
         self.jobs_done = 0
+        self.metrics: Any = None
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._pokes: set[asyncio.Task[Any]] = set()
@@ -80,6 +83,11 @@ class Worker:
             await preload_scripts(self.client)
             await self.client.sadd(queues_registry_key(s.prefix), *s.queues)
             await self._publish_limits()
+            if s.metrics_port is not None:
+                from .metrics import WorkerMetrics
+
+                self.metrics = WorkerMetrics()
+                self.metrics.serve(s.metrics_port, s.metrics_host)
             await keeper.warn_if_evicting()
             if s.on_startup is not None:
                 await s.on_startup(self.state)
@@ -282,9 +290,9 @@ class Worker:
                 keys.rate_prefix,
             ],
         )
-        next_due_ms = int(reply[0])
-        count = (len(reply) - 1) // 7
-        for i in range(1, len(reply), 7):
+        next_due_ms, now_ms = int(reply[0]), int(reply[1])
+        count = (len(reply) - 2) // 7
+        for i in range(2, len(reply), 7):
             job_id = reply[i].decode()
             attempt = int(reply[i + 3])
             job = ClaimedJob(
@@ -297,6 +305,7 @@ class Worker:
                 timeout_ms=int(reply[i + 5]),
                 enqueued_ms=int(reply[i + 6]),
                 token=f"{self.id}:{attempt}",
+                claimed_ms=now_ms,
             )
             task = asyncio.create_task(self._run(job), name=f"asyncjobs-job-{job_id}")
             self.running[job_id] = (task, job)

@@ -23,13 +23,20 @@ from ._worker import Worker
 T = TypeVar("T")
 
 app = typer.Typer(
-    help="asyncjobs: run workers and inspect queues, jobs and dead letters.",
+    help="asyncjobs: run workers and inspect queues, jobs and dead letters.\n\n"
+    "Examples:\n\n"
+    "  asyncjobs worker myapp.tasks:settings --concurrency 50\n\n"
+    "  asyncjobs info --watch\n\n"
+    "  asyncjobs enqueue send_email --args '[\"ada@example.com\"]'\n\n"
+    "  asyncjobs dlq list --queue default",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
 dlq_app = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
+cron_app = typer.Typer(help="Cron jobs of a settings module.", no_args_is_help=True)
+app.add_typer(cron_app, name="cron")
 
 RedisUrlOption = typer.Option(
     None,
@@ -89,8 +96,18 @@ def worker(
     queue: list[str] | None = typer.Option(None, "--queue", "-q", help="Repeat for several."),
     redis_url: str | None = RedisUrlOption,
     log_level: str = typer.Option("INFO", "--log-level"),
+    metrics_port: int | None = typer.Option(
+        None, "--metrics-port", help="Serve Prometheus metrics on this port (needs the extra)."
+    ),
+    metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="0.0.0.0 in containers."),
+    log_successes: bool = typer.Option(
+        True, "--log-successes/--no-log-successes", help="One INFO line per succeeded job."
+    ),
 ) -> None:
-    """Run a worker: `asyncjobs worker myapp.tasks:settings --concurrency 50`."""
+    """Run a worker until SIGINT/SIGTERM (graceful), or with --burst until nothing is left.
+
+    Example: asyncjobs worker myapp.tasks:settings --concurrency 50 --queue high --queue default
+    """
     logging.basicConfig(
         level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
     )
@@ -104,6 +121,10 @@ def worker(
         overrides["concurrency"] = concurrency
     if queue:
         overrides["queues"] = queue
+    if metrics_port is not None:
+        overrides.update(metrics_port=metrics_port, metrics_host=metrics_host)
+    if not log_successes:
+        overrides["log_successes"] = False
     try:
         w = Worker(settings, **overrides)
     except ConfigurationError as exc:
@@ -117,55 +138,194 @@ async def _queue_names(q: Queue) -> list[str]:
     return sorted(n.decode() for n in names)
 
 
+async def _queue_rows(q: Queue, prefix: str) -> list[dict[str, Any]]:
+    rows = []
+    seconds, micros = await q.client.time()
+    now_ms = seconds * 1000 + micros // 1000  # Redis's clock, as the heartbeats use
+    for name in await _queue_names(q):
+        k = QueueKeys(name, prefix)
+        async with q.client.pipeline(transaction=False) as pipe:
+            pipe.zcard(k.ready)
+            pipe.zcard(k.deferred)
+            pipe.zcard(k.leases)
+            pipe.xlen(k.dead_letters)
+            pipe.zcount(k.workers, now_ms, "+inf")
+            pipe.hgetall(k.stats)
+            ready, deferred, leases, dead, workers, stats = await pipe.execute()
+        rows.append(
+            {
+                "queue": name,
+                "ready": ready,
+                "deferred": deferred,
+                "in_progress": leases,
+                "dead_letters": dead,
+                "workers": workers,
+                **{k.decode(): int(v) for k, v in stats.items()},
+            }
+        )
+    return rows
+
+
+INFO_COLUMNS = ["queue", "ready", "deferred", "in_progress", "dead_letters", "workers"]
+INFO_COLUMNS += ["enqueued", "succeeded", "failed", "retried"]
+
+
+def _info_table(rows: list[dict[str, Any]], rates: dict[str, float] | None = None) -> Any:
+    from rich.table import Table
+
+    table = Table(title="asyncjobs queues")
+    for column in INFO_COLUMNS:
+        table.add_column(column.replace("_", " "), justify="left" if column == "queue" else "right")
+    if rates is not None:
+        table.add_column("done/s", justify="right")
+    for row in rows:
+        cells = [str(row.get(c, 0)) for c in INFO_COLUMNS]
+        if rates is not None:
+            cells.append(f"{rates.get(row['queue'], 0.0):.1f}")
+        table.add_row(*cells)
+    return table
+
+
 @app.command()
 def info(
     redis_url: str | None = RedisUrlOption,
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
+    watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every --interval seconds."),
+    interval: float = typer.Option(2.0, "--interval", min=0.2),
     prefix: str = typer.Option(DEFAULT_PREFIX, "--prefix"),
 ) -> None:
-    """Queues: ready, deferred, in progress, dead letters, live workers, counters."""
+    """Queues: ready, deferred, in progress, dead letters, live workers, counters.
 
-    async def go() -> list[dict[str, Any]]:
+    Example: asyncjobs info --watch   (Ctrl-C to stop)
+    """
+    from rich.console import Console
+
+    console = Console()
+
+    async def once() -> list[dict[str, Any]]:
         async with Queue(resolve_url(redis_url), prefix=prefix) as q:
-            rows = []
-            seconds, micros = await q.client.time()
-            now_ms = seconds * 1000 + micros // 1000  # Redis's clock, as the heartbeats use
-            for name in await _queue_names(q):
-                k = QueueKeys(name, prefix)
-                async with q.client.pipeline(transaction=False) as pipe:
-                    pipe.zcard(k.ready)
-                    pipe.zcard(k.deferred)
-                    pipe.zcard(k.leases)
-                    pipe.xlen(k.dead_letters)
-                    pipe.zcount(k.workers, now_ms, "+inf")
-                    pipe.hgetall(k.stats)
-                    ready, deferred, leases, dead, workers, stats = await pipe.execute()
-                rows.append(
-                    {
-                        "queue": name,
-                        "ready": ready,
-                        "deferred": deferred,
-                        "in_progress": leases,
-                        "dead_letters": dead,
-                        "workers": workers,
-                        **{k.decode(): int(v) for k, v in stats.items()},
-                    }
-                )
-            return rows
+            return await _queue_rows(q, prefix)
 
-    rows = _run(go)
+    async def live() -> None:
+        import time
+
+        from rich.live import Live
+
+        async with Queue(resolve_url(redis_url), prefix=prefix) as q:
+            previous: dict[str, tuple[float, int]] = {}
+            with Live(console=console, auto_refresh=False) as screen:
+                while True:
+                    rows = await _queue_rows(q, prefix)
+                    now = time.monotonic()
+                    rates = {}
+                    for row in rows:
+                        done = row.get("succeeded", 0) + row.get("failed", 0)
+                        then, before = previous.get(row["queue"], (now, done))
+                        rates[row["queue"]] = (done - before) / (now - then) if now > then else 0.0
+                        previous[row["queue"]] = (now, done)
+                    screen.update(_info_table(rows, rates), refresh=True)
+                    await asyncio.sleep(interval)
+
+    if watch:
+        _run(live)
+        return
+    rows = _run(once)
     if as_json:
         typer.echo(json.dumps(rows))
-        return
-    if not rows:
+    elif not rows:
         typer.echo("no queues yet (nothing was enqueued and no worker started)")
-        return
-    cols = ["queue", "ready", "deferred", "in_progress", "dead_letters", "workers"]
-    cols += ["enqueued", "succeeded", "failed", "retried"]
-    widths = [max(len(c), *(len(str(r.get(c, 0))) for r in rows)) for c in cols]
-    typer.echo("  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=False)))
-    for r in rows:
-        typer.echo("  ".join(str(r.get(c, 0)).ljust(w) for c, w in zip(cols, widths, strict=False)))
+    elif console.is_terminal:
+        console.print(_info_table(rows))
+    else:  # pipes and scripts get plain aligned columns, never truncated
+        widths = [max(len(c), *(len(str(r.get(c, 0))) for r in rows)) for c in INFO_COLUMNS]
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(INFO_COLUMNS, widths, strict=True)))
+        for r in rows:
+            cells = (str(r.get(c, 0)).ljust(w) for c, w in zip(INFO_COLUMNS, widths, strict=True))
+            typer.echo("  ".join(cells))
+
+
+@app.command()
+def health(
+    settings_path: str = typer.Argument(..., metavar="MODULE:SETTINGS"),
+    redis_url: str | None = RedisUrlOption,
+) -> None:
+    """Exit 0 only if Redis answers and a worker for these settings is alive (a k8s probe).
+
+    With `name` set in the settings, that very worker must be alive; otherwise any worker
+    serving each of the settings' queues counts. Example:
+    asyncjobs health myapp.tasks:settings
+    """
+    try:
+        settings = WorkerSettings.coerce(import_settings(settings_path))
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+
+    async def go() -> list[str]:
+        url = resolve_url(redis_url, settings.redis_url)
+        async with Queue(url, prefix=settings.prefix) as q:
+            seconds, micros = await q.client.time()
+            now_ms = seconds * 1000 + micros // 1000
+            missing = []
+            for name in settings.queues:
+                key = QueueKeys(name, settings.prefix).workers
+                if settings.name:
+                    score = await q.client.zscore(key, settings.name)
+                    alive = score is not None and score > now_ms
+                else:
+                    alive = await q.client.zcount(key, now_ms, "+inf") > 0
+                if not alive:
+                    missing.append(name)
+            return missing
+
+    missing = _run(go)
+    if missing:
+        who = f"worker {settings.name!r}" if settings.name else "no live worker"
+        typer.secho(f"unhealthy: {who} on queue(s) {', '.join(missing)}", err=True)
+        raise typer.Exit(1)
+    typer.echo("healthy")
+
+
+@app.command()
+def enqueue(
+    task_name: str = typer.Argument(..., metavar="TASK"),
+    args: str = typer.Option("[]", "--args", help="JSON array of positional arguments."),
+    kwargs: str = typer.Option("{}", "--kwargs", help="JSON object of keyword arguments."),
+    queue: str = typer.Option("default", "--queue", "-q"),
+    job_id: str | None = typer.Option(None, "--job-id"),
+    defer: float = typer.Option(0.0, "--defer", help="Seconds to wait before it may run."),
+    priority: int = typer.Option(0, "--priority"),
+    redis_url: str | None = RedisUrlOption,
+    wait: float | None = typer.Option(None, "--wait", help="Wait up to N s and print the result."),
+) -> None:
+    """Enqueue a job by task name (for operators and scripts).
+
+    Example: asyncjobs enqueue send_email --args '["ada@example.com"]' --wait 30
+    """
+    try:
+        parsed_args, parsed_kwargs = json.loads(args), json.loads(kwargs)
+    except json.JSONDecodeError as exc:
+        typer.secho(f"error: --args/--kwargs must be JSON: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if not isinstance(parsed_args, list) or not isinstance(parsed_kwargs, dict):
+        typer.secho("error: --args must be a JSON array and --kwargs a JSON object", err=True)
+        raise typer.Exit(2)
+    options: dict[str, Any] = {"_queue_name": queue, "_priority": priority}
+    if job_id:
+        options["_job_id"] = job_id
+    if defer:
+        options["_defer_by"] = defer
+
+    async def go() -> tuple[str, bool, Any]:
+        async with Queue(resolve_url(redis_url), name=queue) as q:
+            job = await q.enqueue(task_name, *parsed_args, **parsed_kwargs, **options)
+            result = await job.result(timeout=wait) if wait is not None else None
+            return job.id, job.duplicate, result
+
+    job_id_out, duplicate, result = _run(go)
+    typer.echo(f"{job_id_out}{' (duplicate: existing job)' if duplicate else ''}")
+    if wait is not None:
+        typer.echo(json.dumps(result))
 
 
 @app.command()
@@ -281,6 +441,39 @@ def dlq_purge(
             return await q.purge_dead_letters()
 
     typer.echo(f"purged {_run(go)} dead letter(s)")
+
+
+@cron_app.command("list")
+def cron_list(
+    settings_path: str = typer.Argument(..., metavar="MODULE:SETTINGS"),
+    count: int = typer.Option(3, "--next", "-n", help="How many fire times to show."),
+) -> None:
+    """Each cron job of the settings with its schedule and next fire times (UTC).
+
+    Example: asyncjobs cron list myapp.tasks:settings
+    """
+    from datetime import datetime, timezone
+
+    try:
+        settings = WorkerSettings.coerce(import_settings(settings_path))
+    except ConfigurationError as exc:
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        raise typer.Exit(2) from None
+    if not settings.cron_jobs:
+        typer.echo("no cron jobs in these settings")
+        return
+    now = datetime.now(timezone.utc)
+    for job in settings.cron_jobs:
+        times, at = [], now
+        for _ in range(count):
+            at = job.next_after(at)
+            times.append(at.astimezone(timezone.utc).isoformat(timespec="seconds"))
+        flags = ", ".join(
+            f for f, on in (("unique", job.unique), ("run_at_startup", job.run_at_startup)) if on
+        )
+        typer.echo(f"{job.name}  [{job.expression}]  {job.task.name}  missed={job.missed}  {flags}")
+        for t in times:
+            typer.echo(f"    {t}")
 
 
 def main() -> None:

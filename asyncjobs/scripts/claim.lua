@@ -5,7 +5,8 @@
 -- ARGV[1] job prefix   ARGV[2] worker id   ARGV[3] N (free slots)   ARGV[4] lease ms
 -- ARGV[5] keep ms (for jobs that expired unstarted)   ARGV[6] events channel
 -- ARGV[7] concurrency-group prefix   ARGV[8] rate-limit prefix
--- Returns: {next_due_in_ms (-1 = nothing deferred), then 7 fields per claimed job:
+-- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), then 7 fields per
+--   claimed job:
 --   id, task, payload, attempts (this try, from 1), max_tries, timeout_ms, enqueued_at_ms}
 -- Each claim's lease token is "<worker id>:<attempts>", unique per job and try; ack, fail,
 -- requeue, progress and extend act only while the job still holds that token.
@@ -49,7 +50,7 @@ local function unblock(group, count)
   end
 end
 
-local out = {-1}
+local out = {-1, now}
 local claimed, expired = 0, 0
 while claimed < n do
   local popped = rcall('ZPOPMIN', KEYS[1], n - claimed)

@@ -1,0 +1,129 @@
+"""Prometheus metrics for a worker (optional extra: ``pip install 'asyncjobs[metrics]'``).
+
+Per-worker counters and histograms, labelled by queue and task, are updated as jobs run.
+Queue-wide gauges (ready, deferred, in progress, dead letters) and Redis-wide totals come from
+Redis, refreshed by the worker's lease loop, so every worker reports the same queue view.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+try:
+    from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+    from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+except ImportError as exc:  # pragma: no cover - exercised only without the extra
+    raise ImportError(
+        "asyncjobs metrics need prometheus-client: pip install 'asyncjobs[metrics]'"
+    ) from exc
+
+if TYPE_CHECKING:
+    from ._keys import QueueKeys
+    from ._runner import ClaimedJob
+
+LABELS = ("queue", "task")
+DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
+QUEUE_GAUGES = ("ready", "deferred", "in_progress", "dead_letters", "workers")
+QUEUE_TOTALS = ("enqueued", "succeeded", "failed", "retried", "recovered", "cancelled", "expired")
+
+
+class WorkerMetrics:
+    """The metrics of one worker, in their own registry (so tests and workers never clash)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.started = Counter("asyncjobs_jobs_started", "Tries started.", LABELS, registry=r)
+        self.succeeded = Counter("asyncjobs_jobs_succeeded", "Jobs succeeded.", LABELS, registry=r)
+        self.failed = Counter("asyncjobs_jobs_failed", "Tries that failed.", LABELS, registry=r)
+        self.retried = Counter(
+            "asyncjobs_jobs_retried", "Failed tries given another try.", LABELS, registry=r
+        )
+        self.dead_lettered = Counter(
+            "asyncjobs_jobs_dead_lettered", "Jobs moved to the dead letters.", LABELS, registry=r
+        )
+        self.duration = Histogram(
+            "asyncjobs_job_duration_seconds",
+            "Run time of one try.",
+            LABELS,
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.queue_wait = Histogram(
+            "asyncjobs_job_queue_wait_seconds",
+            "Time from enqueue (or due time) to start, by the Redis clock.",
+            LABELS,
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.snapshot: dict[str, dict[str, float]] = {}
+        r.register(_QueueCollector(self))
+
+    def job_started(self, job: ClaimedJob) -> None:
+        self.started.labels(job.keys.name, job.task_name).inc()
+        if job.claimed_ms and job.enqueued_ms and job.attempt == 1:
+            wait = max(0.0, (job.claimed_ms - job.enqueued_ms) / 1000)
+            self.queue_wait.labels(job.keys.name, job.task_name).observe(wait)
+
+    def job_ended(self, job: ClaimedJob, outcome: str, seconds: float) -> None:
+        labels = (job.keys.name, job.task_name)
+        self.duration.labels(*labels).observe(seconds)
+        if outcome == "succeeded":
+            self.succeeded.labels(*labels).inc()
+        elif outcome in ("retry", "failed"):
+            self.failed.labels(*labels).inc()
+            (self.retried if outcome == "retry" else self.dead_lettered).labels(*labels).inc()
+
+    async def refresh(self, client: Any, keys: QueueKeys) -> None:
+        """Read one queue's sizes and totals from Redis (one round trip)."""
+        seconds, micros = await client.time()
+        now_ms = seconds * 1000 + micros // 1000
+        async with client.pipeline(transaction=False) as pipe:
+            pipe.zcard(keys.ready)
+            pipe.zcard(keys.deferred)
+            pipe.zcard(keys.leases)
+            pipe.xlen(keys.dead_letters)
+            pipe.zcount(keys.workers, now_ms, "+inf")
+            pipe.hgetall(keys.stats)
+            *sizes, stats = await pipe.execute()
+        values = dict(zip(QUEUE_GAUGES, (float(v) for v in sizes), strict=True))
+        for name in QUEUE_TOTALS:
+            values[name] = float(stats.get(name.encode(), 0))
+        self.snapshot[keys.name] = values
+
+    def serve(self, port: int, host: str = "127.0.0.1") -> None:
+        """Serve /metrics over HTTP from a daemon thread."""
+        start_http_server(port, addr=host, registry=self.registry)
+
+
+class _QueueCollector:
+    """Exposes the last Redis snapshot as gauges and counters (read at scrape time)."""
+
+    def __init__(self, metrics: WorkerMetrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        snapshot = dict(self.metrics.snapshot)
+        for name in QUEUE_GAUGES:
+            gauge = GaugeMetricFamily(
+                f"asyncjobs_queue_{name}",
+                f"Jobs {name.replace('_', ' ')} (workers alive).",
+                labels=["queue"],
+            )
+            for queue, values in snapshot.items():
+                gauge.add_metric([queue], values[name])
+            yield gauge
+        for name in QUEUE_TOTALS:
+            counter = CounterMetricFamily(
+                f"asyncjobs_queue_{name}",
+                f"Jobs {name} in this queue, all workers.",
+                labels=["queue"],
+            )
+            for queue, values in snapshot.items():
+                counter.add_metric([queue], values[name])
+            yield counter
+        gauge = GaugeMetricFamily("asyncjobs_metrics_refreshed", "Unix time of the last refresh.")
+        gauge.add_metric([], time.time())
+        yield gauge
