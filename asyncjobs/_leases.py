@@ -103,6 +103,7 @@ class LeaseKeeper:
                     s.dead_letter_maxlen,
                     keys.events,
                     keys.group_prefix,
+                    s.max_stalls,
                 ],
             )
             if recovered or dead:

@@ -9,6 +9,7 @@ from types import TracebackType
 from typing import Any, TypeVar, overload
 
 from ._connection import DEFAULT_REDIS_URL, check_reachable, create_client
+from ._errors import SerializationError
 from ._job import Job
 from ._keys import DEFAULT_PREFIX, DEFAULT_QUEUE, QueueKeys, queues_registry_key
 from ._models import JobInfo, job_info_from_fields
@@ -38,6 +39,7 @@ PRIORITY_LIMIT = 1000
 DEFAULT_KEEP_RESULT = 86_400.0
 DEFAULT_IDEMPOTENCY_TTL = 86_400.0
 DEFAULT_DEAD_LETTER_MAXLEN = 10_000
+DEFAULT_MAX_PAYLOAD_BYTES = 1_048_576
 _FIELDS_PER_JOB = 12
 
 
@@ -72,6 +74,7 @@ class Queue:
         prefix: str = DEFAULT_PREFIX,
         keep_result: float = DEFAULT_KEEP_RESULT,
         idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL,
+        max_payload_bytes: int = DEFAULT_MAX_PAYLOAD_BYTES,
         client: Any = None,
     ) -> None:
         self.url = url or os.environ.get("ASYNCJOBS_REDIS_URL") or DEFAULT_REDIS_URL
@@ -79,6 +82,7 @@ class Queue:
         self.prefix = prefix
         self.keep_result_ms = _ms(keep_result)
         self.idempotency_ttl = idempotency_ttl
+        self.max_payload_bytes = max_payload_bytes
         self._owns_client = client is None
         self.client: Any = client if client is not None else create_client(self.url)
         self.waiters = Waiters(self.client)
@@ -186,6 +190,12 @@ class Queue:
         else:
             raise TypeError(f"enqueue takes a Task or a task name, not {task!r}")
         payload = encode_payload(args, kwargs, name)
+        if len(payload) > self.max_payload_bytes:
+            raise SerializationError(
+                f"the arguments of {name!r} take {len(payload)} bytes, over max_payload_bytes "
+                f"({self.max_payload_bytes}): store big data elsewhere (S3, a database) and "
+                "pass a reference"
+            )
         queue_name = options.get("_queue_name") or (task_obj and task_obj.queue) or self.name
         job_id = options.get("_job_id")
         if job_id is None and task_obj is not None and task_obj.unique:

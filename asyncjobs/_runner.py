@@ -140,6 +140,11 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
         )
         return
     try:
+        if len(job.payload) > settings.max_payload_bytes:
+            raise ValueError(
+                f"payload of {len(job.payload)} bytes is over max_payload_bytes "
+                f"({settings.max_payload_bytes})"
+            )
         args, kwargs = _serde.decode_payload(job.payload)
         args, kwargs = task.validate_arguments(args, kwargs)
     except (ValueError, TypeError, ValidationError) as exc:

@@ -67,6 +67,8 @@ class WorkerSettings(BaseModel):
     keep_result: float = Field(86_400.0, ge=0)
     shutdown_grace: float = Field(20.0, ge=0)
     dead_letter_maxlen: int = Field(10_000, ge=1)
+    max_stalls: int = Field(3, ge=1)
+    max_payload_bytes: int = Field(1_048_576, ge=64)
     prefix: str = DEFAULT_PREFIX
     name: str | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)

@@ -73,7 +73,7 @@ async def recover(r: Any, k: QueueKeys, default_max: int = 3) -> Any:
         r,
         "recover",
         [k.leases, k.ready, k.wake, k.seq, k.dead_letters, k.stats],
-        [k.job_prefix, 100, default_max, 60000, 100, k.events, k.group_prefix],
+        [k.job_prefix, 100, default_max, 60000, 100, k.events, k.group_prefix, 3],
     )
 
 
@@ -216,3 +216,16 @@ async def test_cancel_running_revokes_token_and_notifies(r: Any, k: QueueKeys) -
     await pubsub.aclose()
     assert await complete(r, k, "j", "w1:1") == [-1]
     assert await r.hget(k.job("j"), "status") == b"cancelled"
+
+
+async def test_poison_pill_after_max_stalls(r: Any, k: QueueKeys) -> None:
+    import asyncio
+
+    await enqueue(r, k, job_fields("j", max_tries=10))
+    for stall in (1, 2, 3):
+        await claim(r, k, 1, lease_ms=1)
+        await asyncio.sleep(0.01)
+        reply = await recover(r, k)
+        assert reply[:2] == ([1, 0] if stall < 3 else [0, 1])
+    assert await r.hget(k.job("j"), "error_type") == b"PoisonPill"
+    assert await r.hget(k.job("j"), "status") == b"failed"

@@ -402,3 +402,18 @@ def test_settings_refuse_unknown_names() -> None:
 
     with pytest.raises(ConfigurationError, match="did you mean 'concurrency'"):
         WorkerSettings.coerce(Typo)
+
+
+async def test_oversized_payloads_are_refused_at_both_ends(queue: Queue) -> None:
+    from asyncjobs import SerializationError
+
+    small = Queue(queue.url, name=queue.name, max_payload_bytes=100, client=queue.client)
+    with pytest.raises(SerializationError, match="over max_payload_bytes"):
+        await small.enqueue(add, "x" * 200, 1)
+    big = await queue.enqueue("add", "y" * 5000, 1)  # written by a client with a higher limit
+    ok = await queue.enqueue(add, 1, 1)
+    await run_burst(queue, [add], max_payload_bytes=1000)
+    assert await ok.result(timeout=5) == 2
+    with pytest.raises(JobFailed) as caught:
+        await big.result(timeout=5)
+    assert caught.value.error_type == "PayloadError" and "max_payload_bytes" in str(caught.value)

@@ -3,10 +3,11 @@
 -- KEYS[6] stats   KEYS[7] limits (a task's published max_tries, for jobs that carry none)
 -- ARGV[1] job prefix   ARGV[2] limit   ARGV[3] default max tries (for jobs that carry none)
 -- ARGV[4] keep ms   ARGV[5] dead-letter cap   ARGV[6] events channel
--- ARGV[7] concurrency-group prefix
+-- ARGV[7] concurrency-group prefix   ARGV[8] max stalls (lost leases before a job is a poison pill)
 -- Returns: {recovered, dead_lettered, next_lease_deadline_in_ms (-1 = no leases)}
--- The lost try counts: a job whose tries are used up goes to the dead letters (WorkerLost),
--- so a job that kills every worker that runs it cannot crash workers forever.
+-- The lost try counts: a job whose tries are used up goes to the dead letters (WorkerLost), and
+-- so does one that lost its lease max_stalls times (PoisonPill), so a job that kills every
+-- worker that runs it cannot crash workers forever.
 local now = now_ms()
 local job_prefix, limit = ARGV[1], tonumber(ARGV[2])
 local default_max = tonumber(ARGV[3])
@@ -25,10 +26,16 @@ for _, id in ipairs(expired) do
     end
     if max_tries <= 0 then max_tries = default_max end
     release_slot(job_key, id, job_prefix, ARGV[7], KEYS[2], KEYS[3])
-    rcall('HINCRBY', job_key, 'stalls', 1)
-    set_error(job_key, 'WorkerLost', 'the lease ran out on try ' .. attempts ..
-      ': worker ' .. (f[3] or '?') .. ' stopped renewing it (crashed, killed or blocked)', '')
-    if attempts >= max_tries then
+    local stalls = rcall('HINCRBY', job_key, 'stalls', 1)
+    local poison = stalls >= tonumber(ARGV[8])
+    if poison then
+      set_error(job_key, 'PoisonPill', 'the job lost its lease ' .. stalls .. ' times (last: ' ..
+        'worker ' .. (f[3] or '?') .. '); it may be killing its workers', '')
+    else
+      set_error(job_key, 'WorkerLost', 'the lease ran out on try ' .. attempts ..
+        ': worker ' .. (f[3] or '?') .. ' stopped renewing it (crashed, killed or blocked)', '')
+    end
+    if poison or attempts >= max_tries then
       dead_letter(KEYS[5], tonumber(ARGV[5]), job_key, id, now)
       finish_job(job_key, id, 'failed', now, tonumber(ARGV[4]), ARGV[6])
       dead = dead + 1
