@@ -1,11 +1,16 @@
-"""Redis URL → one asyncio client (one connection pool); ``memory://`` runs fakeredis in-process."""
+"""Redis URL → one asyncio client (one connection pool); ``memory://`` runs fakeredis in-process.
+
+Schemes: ``redis://``, ``rediss://``, ``unix://``, ``memory://[name]``,
+``redis+cluster://[user:pass@]host:port[,host:port...]`` (``rediss+cluster://`` for TLS) and
+``redis+sentinel://[user:pass@]host:port[,host:port...]/service_name[/db]``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as RedisRetry
@@ -45,13 +50,18 @@ def _memory_server(url: str) -> Any:
 def create_client(url: str, *, max_connections: int | None = None) -> Any:
     """A client over one pool for ``url``; no I/O happens until the first command."""
     scheme = urlsplit(url).scheme
+    if scheme in ("redis+cluster", "rediss+cluster"):
+        return _cluster_client(url, max_connections)
+    if scheme == "redis+sentinel":
+        return _sentinel_client(url)
     if scheme == "memory":
         import fakeredis
 
         return fakeredis.FakeAsyncRedis(server=_memory_server(url))
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(
-            f"unsupported Redis URL {redact(url)!r}: use redis://, rediss://, unix:// or memory://"
+            f"unsupported Redis URL {redact(url)!r}: use redis://, rediss://, unix://, "
+            "redis+cluster://, redis+sentinel:// or memory://"
         )
     return aioredis.Redis.from_url(
         url,
@@ -62,6 +72,101 @@ def create_client(url: str, *, max_connections: int | None = None) -> Any:
         retry=RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+
+
+def _split_hosts(url: str) -> tuple[list[tuple[str, int]], str | None, str | None, str]:
+    """``scheme://[user:pass@]h1:p1,h2:p2/rest`` → hosts, username, password, rest."""
+    rest = url.split("://", 1)[1]
+    netloc, _, path = rest.partition("/")
+    auth, _, hosts = netloc.rpartition("@")
+    username, _, password = auth.partition(":") if auth else ("", "", "")
+    nodes = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ConfigurationError(f"bad host:port {host!r} in {redact(url)!r}")
+        nodes.append((name, int(port)))
+    return nodes, unquote(username) or None, unquote(password) or None, path
+
+
+def _cluster_client(url: str, max_connections: int | None) -> Any:
+    from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+    nodes, username, password, _ = _split_hosts(url)
+    client = RedisCluster(
+        startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+        username=username,
+        password=password,
+        ssl=url.startswith("rediss+"),
+        socket_connect_timeout=5.0,
+        socket_keepalive=True,
+        max_connections=max_connections or 2**31,
+    )
+    setattr(client, "_asyncjobs_auth", {"username": username, "password": password})  # noqa: B010
+    return client
+
+
+def _sentinel_client(url: str) -> Any:
+    from redis.asyncio.sentinel import Sentinel
+
+    nodes, username, password, path = _split_hosts(url)
+    service, _, db = path.partition("/")
+    if not service:
+        raise ConfigurationError(
+            f"{redact(url)!r} names no service: use redis+sentinel://host:port/service_name[/db]"
+        )
+    sentinel = Sentinel(nodes, socket_connect_timeout=5.0)  # type: ignore[no-untyped-call]
+    client = sentinel.master_for(
+        service, db=int(db or 0), username=username, password=password, socket_keepalive=True
+    )
+    setattr(client, "_asyncjobs_sentinel", sentinel)  # noqa: B010 - closed by close_client
+    return client
+
+
+async def close_client(client: Any) -> None:
+    """Close the client's pool, and a Sentinel's own connections with it."""
+    try:
+        await client.aclose()
+    finally:
+        sentinel = getattr(client, "_asyncjobs_sentinel", None)
+        for node in getattr(sentinel, "sentinels", ()):
+            await node.aclose()
+
+
+def is_cluster(client: Any) -> bool:
+    from redis.asyncio.cluster import RedisCluster
+
+    return isinstance(client, RedisCluster)
+
+
+class _NodePubSub:
+    """Pub/sub through a plain client to one cluster node: classic PUBLISH reaches every node,
+    and redis-py's asyncio cluster client has no pub/sub of its own."""
+
+    def __init__(self, node_client: Any, **options: Any) -> None:
+        self._client = node_client
+        self._pubsub = node_client.pubsub(**options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pubsub, name)
+
+    async def aclose(self) -> None:
+        try:
+            await self._pubsub.aclose()
+        finally:
+            await self._client.aclose()
+
+
+def open_pubsub(client: Any, **options: Any) -> Any:
+    """A PubSub on the client's pool, or on one node of a cluster."""
+    if not is_cluster(client):
+        return client.pubsub(**options)
+    node = client.get_default_node()
+    node_client = aioredis.Redis(
+        host=node.host, port=node.port, ssl=node.connection_kwargs.get("ssl", False),
+        **getattr(client, "_asyncjobs_auth", {}),
+    )  # fmt: skip
+    return _NodePubSub(node_client, **options)
 
 
 async def check_reachable(client: Any, url: str, timeout: float = 5.0) -> None:

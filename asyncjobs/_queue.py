@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from ._connection import DEFAULT_REDIS_URL, check_reachable, create_client
+from ._connection import DEFAULT_REDIS_URL, check_reachable, close_client, create_client
 from ._errors import SerializationError
 from ._job import Job
 from ._keys import DEFAULT_PREFIX, DEFAULT_QUEUE, QueueKeys, queues_registry_key
@@ -107,12 +107,14 @@ class Queue:
         """Stop the result subscription and close the pool (when this Queue made it)."""
         await self.waiters.aclose()
         if self._owns_client:
-            await self.client.aclose()
+            await close_client(self.client)
 
     def keys_for(self, queue_name: str) -> QueueKeys:
         keys = self._keys.get(queue_name)
         if keys is None:
-            keys = self._keys[queue_name] = QueueKeys(queue_name, self.prefix)
+            keys = QueueKeys(queue_name, self.prefix)
+            if len(self._keys) < 1024:  # names may come from users (?queue=): stay bounded
+                self._keys[queue_name] = keys
         return keys
 
     def job(self, job_id: str, queue_name: str | None = None) -> Job[Any]:
@@ -280,11 +282,7 @@ class Queue:
     async def purge_dead_letters(self, queue_name: str | None = None) -> int:
         """Delete every dead letter of a queue; returns how many there were."""
         key = self.keys_for(queue_name or self.name).dead_letters
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.xlen(key)
-            pipe.delete(key)
-            count, _ = await pipe.execute()
-        return int(count)
+        return int(await self.client.xtrim(key, maxlen=0, approximate=False))
 
     async def _find_dead_letter(self, keys: QueueKeys, job_id: str) -> bytes | None:
         target = job_id.encode()

@@ -50,6 +50,12 @@ def load_scripts() -> dict[str, Script]:
 
 async def preload_scripts(redis: Any) -> None:
     """SCRIPT LOAD every script once (one pipeline), so calls are a single EVALSHA each."""
+    from ._connection import is_cluster
+
+    if is_cluster(redis):  # cluster pipelines refuse SCRIPT LOAD; each call goes to all primaries
+        for script in load_scripts().values():
+            await redis.script_load(script.source)
+        return
     async with redis.pipeline(transaction=False) as pipe:
         for script in load_scripts().values():
             pipe.script_load(script.source)

@@ -16,6 +16,8 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ._connection import open_pubsub
+
 log = logging.getLogger("asyncjobs.client")
 
 
@@ -52,7 +54,7 @@ class Waiters:
             if channel in self._channels:
                 return
             if self._pubsub is None:
-                self._pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+                self._pubsub = open_pubsub(self._client, ignore_subscribe_messages=True)
             await self._pubsub.subscribe(channel)
             self._channels.add(channel)
             if self._reader is None:

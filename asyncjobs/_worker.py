@@ -10,7 +10,7 @@ import signal
 import socket
 from typing import Any
 
-from ._connection import check_reachable, create_client, redact
+from ._connection import check_reachable, close_client, create_client, is_cluster, redact
 from ._cron import CronScheduler
 from ._finisher import CONNECTION_ERRORS, Finisher
 from ._keys import QueueKeys, queues_registry_key
@@ -73,7 +73,6 @@ class Worker:
         self.finisher = Finisher(self.client, int(s.keep_result * 1000), s.dead_letter_maxlen)
         self.state["queue"] = self.queue_client
         self.state["worker_id"] = self.id
-        self._stopping.clear()
         installed = self._install_signals() if handle_signals else []
         keeper = LeaseKeeper(self)
         scheduler = CronScheduler(self)
@@ -125,7 +124,8 @@ class Worker:
                     await s.on_shutdown(self.state)
             finally:
                 await self.queue_client.waiters.aclose()
-                await self.client.aclose()
+                await close_client(self.client)
+            self._stopping.clear()  # a stop() before run() counts; after it, run() may start again
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
 
     async def _publish_limits(self) -> None:
@@ -231,12 +231,12 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            next_due_ms = -1
+            next_due_ms, due_key = -1, wake_keys[0]
             for keys in self.keys:
                 claimed, due_ms = await self._claim(keys, free)
                 free -= claimed
                 if due_ms >= 0 and (next_due_ms < 0 or due_ms < next_due_ms):
-                    next_due_ms = due_ms
+                    next_due_ms, due_key = due_ms, keys.wake
                 if free <= 0:
                     break
             if free <= 0:
@@ -248,9 +248,11 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            await self._block_until_woken(wake_keys, next_due_ms)
+            await self._block_until_woken(wake_keys, next_due_ms, due_key)
 
-    async def _block_until_woken(self, wake_keys: list[str], next_due_ms: int) -> None:
+    async def _block_until_woken(
+        self, wake_keys: list[str], next_due_ms: int, due_key: str
+    ) -> None:
         """Block on the wake keys until an enqueue (or retry, or recovery) writes one.
 
         Redis checks blocking timeouts only ``hz`` times a second (100 ms by default), so for a
@@ -259,14 +261,35 @@ class Worker:
         """
         timer = None
         if next_due_ms >= 0:
-            timer = asyncio.get_running_loop().call_later(
-                next_due_ms / 1000, self._poke, wake_keys[0]
-            )
+            timer = asyncio.get_running_loop().call_later(next_due_ms / 1000, self._poke, due_key)
         try:
-            await self.client.bzpopmin(wake_keys, timeout=MAX_BLOCK_SECONDS)
+            if len(wake_keys) > 1 and is_cluster(self.client):
+                await self._block_on_cluster(wake_keys)
+            else:
+                await self.client.bzpopmin(wake_keys, timeout=MAX_BLOCK_SECONDS)
         finally:
             if timer is not None:
                 timer.cancel()
+
+    async def _block_on_cluster(self, wake_keys: list[str]) -> None:
+        """Queues live in different slots: one blocking call each; the first to wake releases
+        the others by writing their wake keys (a BZPOPMIN over several slots is refused)."""
+        waits = [
+            asyncio.create_task(self.client.bzpopmin([key], timeout=MAX_BLOCK_SECONDS))
+            for key in wake_keys
+        ]
+        try:
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for key, wait in zip(wake_keys, waits, strict=True):
+                if wait in pending:
+                    await self.client.zadd(key, {"w": 0})
+            await asyncio.gather(*waits, return_exceptions=True)
+            for wait in done:
+                wait.result()  # re-raise a connection error for the claim loop's backoff
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
 
     def _poke(self, wake_key: str) -> None:
         task = asyncio.create_task(self.client.zadd(wake_key, {"w": 0}))

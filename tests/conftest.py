@@ -12,6 +12,7 @@ import pytest
 
 from asyncjobs import Queue, Worker, WorkerSettings
 
+from .redis_cluster import RedisCluster
 from .redis_server import RedisServer
 
 
@@ -24,11 +25,23 @@ def redis_server() -> Iterator[RedisServer]:
         server.cleanup()
 
 
-@pytest.fixture(params=["redis", "memory"])
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[RedisCluster]:
+    """A real 3-master cluster, started the first time a test asks for it."""
+    cluster = RedisCluster().start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(params=["redis", "memory", pytest.param("cluster", marks=pytest.mark.cluster)])
 def backend_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
-    """A Redis URL: the session's real server, or a fresh embedded memory:// one."""
+    """A Redis URL: the session's real server, a fresh embedded memory:// one, or a cluster."""
     if request.param == "redis":
         return redis_server.url
+    if request.param == "cluster":
+        return str(request.getfixturevalue("redis_cluster").url)
     return f"memory://{uuid.uuid4().hex}"
 
 

@@ -23,7 +23,7 @@ return v
 
 
 def counters() -> tuple[str, str]:
-    base = f"test:{uuid.uuid4().hex[:8]}"
+    base = f"test:{{{uuid.uuid4().hex[:8]}}}"  # one hash tag: the EVAL runs on a cluster too
     return f"{base}:running", f"{base}:peak"
 
 
