@@ -18,6 +18,7 @@ from ._errors import (
     Retry,
     SerializationError,
     UnknownTaskError,
+    WorkerLost,
 )
 from ._job import Job
 from ._models import JobInfo, JobStatus
@@ -50,6 +51,7 @@ __all__ = [
     "Task",
     "UnknownTaskError",
     "Worker",
+    "WorkerLost",
     "WorkerSettings",
     "cron",
     "task",

@@ -40,6 +40,24 @@ def _field(value: Field | str) -> str:
     return ",".join(str(v) for v in sorted(value))
 
 
+_DAY_NAMES = {"mon": 0, "tue": 1, "tues": 1, "wed": 2, "thu": 3, "thurs": 3, "fri": 4}
+_DAY_NAMES |= {"sat": 5, "sun": 6}
+
+
+def _weekday(value: Field | str) -> Field:
+    """arq's (and ``datetime.weekday()``'s) Monday = 0, turned into cron's Sunday = 0."""
+    if value is None:
+        return None
+    values = [value] if isinstance(value, (int, str)) else list(value)
+    try:
+        days = [_DAY_NAMES[v.lower()] if isinstance(v, str) else int(v) for v in values]
+    except KeyError as exc:
+        raise ValueError(
+            f"unknown weekday {exc.args[0]!r}: use 0-6 (Monday = 0) or mon..sun"
+        ) from None
+    return {(d + 1) % 7 for d in days}
+
+
 @dataclass(frozen=True)
 class CronJob:
     """One periodic job: which task, when (a croniter expression, seconds last), and how."""
@@ -76,7 +94,7 @@ def cron(
     name: str | None = None,
     month: Field = None,
     day: Field = None,
-    weekday: Field = None,
+    weekday: Field | str = None,
     hour: Field = None,
     minute: Field = None,
     second: Field = 0,
@@ -90,6 +108,9 @@ def cron(
 ) -> CronJob:
     """A periodic job, arq's field style or a cron expression, in UTC unless ``timezone``.
 
+    In the field style ``weekday`` counts Monday = 0 as arq does (or takes "mon".."sun");
+    an expression uses cron's own numbering (Sunday = 0).
+
     ``cron(cleanup, minute={0, 30})`` runs at :00 and :30 of every hour (second 0);
     ``cron(report, "0 6 * * mon-fri")`` uses an expression (a 6th field is seconds).
     ``unique`` skips a tick while the previous run is still queued or running;
@@ -101,7 +122,7 @@ def cron(
             raise TypeError(f"cron() takes a @task or an async def, got {task!r}")
         task = Task(task)
     if expression is None:
-        parts = [minute, hour, day, month, weekday, second]
+        parts = [minute, hour, day, month, _weekday(weekday), second]
         expression = " ".join(_field(p) for p in parts)
     if not croniter.is_valid(expression):
         raise ValueError(f"invalid cron expression {expression!r}")
@@ -154,7 +175,8 @@ class CronScheduler:
         tick_ms = _ms(tick)
         payload = encode_payload(job.args, job.kwargs, job.task.name)
         fields = [f"cron:{job.name}:{tick_ms}", job.task.name, payload, 0, 0, 0, 0, 0, 0, "", 1]
-        fields.append("")
+        key_of = job.task.concurrency_key
+        fields.append(str(key_of(*job.args, **job.kwargs)) if key_of is not None else "")
         _, code = await run_script(
             self.worker.client,
             "cron_tick",
@@ -171,27 +193,40 @@ class CronScheduler:
             return None
         return datetime.fromtimestamp(int(state.split(b" ")[0]) / 1000, tz=timezone.utc)
 
+    async def _at_startup(self, job: CronJob, now: datetime) -> None:
+        if job.run_at_startup:
+            await self.fire(job, now)
+        elif job.missed == "run_once":
+            last = await self.last_tick(job)
+            previous = job.previous_before(now)
+            if last is not None and last < previous:
+                await self.fire(job, previous)
+
     async def _run(self) -> None:
         now = datetime.now(timezone.utc)
         for job in self.jobs:
-            if job.run_at_startup:
-                await self.fire(job, now)
-            elif job.missed == "run_once":
-                last = await self.last_tick(job)
-                previous = job.previous_before(now)
-                if last is not None and last < previous:
-                    await self.fire(job, previous)
+            try:
+                await self._at_startup(job, now)
+            except Exception:
+                log.exception("cron %s: start-up tick failed; the schedule goes on", job.name)
         upcoming = {job.name: job.next_after(now) for job in self.jobs}
         while True:
             soonest = min(upcoming.values())
             delay = (soonest - datetime.now(timezone.utc)).total_seconds()
             if delay > 0:
                 await asyncio.sleep(delay)  # a schedule, not a poll: we sleep until the tick
+            now = datetime.now(timezone.utc)
             for job in self.jobs:
-                tick = upcoming[job.name]
-                if tick <= datetime.now(timezone.utc):
-                    try:
-                        await self.fire(job, tick)
-                    except Exception:
-                        log.exception("cron %s: could not enqueue tick %s", job.name, tick)
-                    upcoming[job.name] = job.next_after(tick)
+                if upcoming[job.name] > now:
+                    continue
+                # After a stall (a blocked loop, a suspended host), fire only the latest tick.
+                tick = (
+                    job.previous_before(now)
+                    if job.next_after(upcoming[job.name]) <= now
+                    else upcoming[job.name]
+                )
+                try:
+                    await self.fire(job, tick)
+                except Exception:
+                    log.exception("cron %s: could not enqueue tick %s", job.name, tick)
+                upcoming[job.name] = job.next_after(max(tick, now))

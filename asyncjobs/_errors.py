@@ -9,7 +9,8 @@
     ├── JobFailed               the job ended FAILED (carries error type, message, traceback)
     ├── JobCancelled            the job ended CANCELLED (or EXPIRED) instead of producing a result
     ├── ResultNotFound          the job (or its kept result) no longer exists
-    └── JobTimeout              a try ran past its timeout (recorded as the job's error type)
+    ├── JobTimeout              a try ran past its timeout (recorded as the job's error type)
+    └── WorkerLost              a job's lease ran out (its worker died, or it is a PoisonPill)
 
 ``Retry`` is not an error: a task raises it to ask for another try (control flow).
 """
@@ -87,6 +88,15 @@ class ResultNotFound(AsyncJobsError, LookupError):
             f"job {job_id} not found: it never existed here or its record expired "
             "(raise keep_result if you read results late)"
         )
+
+
+class WorkerLost(AsyncJobsError):
+    """A job's lease ran out: its worker was killed, crashed or blocked (``error_type`` says
+    WorkerLost, or PoisonPill once it happened ``max_stalls`` times)."""
+
+    def __init__(self, error_type: str, message: str) -> None:
+        self.error_type = error_type
+        super().__init__(f"{error_type}: {message}")
 
 
 class Retry(Exception):

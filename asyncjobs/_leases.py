@@ -9,6 +9,9 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._connection import open_pubsub
+from ._context import Context
+from ._errors import WorkerLost
 from ._finisher import CONNECTION_ERRORS
 from ._scripts import run_script
 
@@ -83,7 +86,7 @@ class LeaseKeeper:
                 if ids:
                     log.warning("lost the lease of job(s) %s; stopping them", ", ".join(ids))
                     w._cancel_running("lease_lost", ids)
-            recovered, dead, _ = await run_script(
+            recovered, dead, _, *dead_letters = await run_script(
                 w.client,
                 "recover",
                 [
@@ -106,6 +109,10 @@ class LeaseKeeper:
                     s.max_stalls,
                 ],
             )
+            for i in range(0, len(dead_letters), 4):
+                job_id, task, error_type, message = (v.decode() for v in dead_letters[i : i + 4])
+                error = WorkerLost(error_type, message)
+                await w.hook("on_dead_letter", self._context(job_id, task), error)
             if recovered or dead:
                 log.warning(
                     "queue %s: %d job(s) with expired leases put back, %d dead-lettered",
@@ -117,6 +124,19 @@ class LeaseKeeper:
             if w.metrics is not None:
                 await w.metrics.refresh(w.client, keys)
 
+    def _context(self, job_id: str, task: str) -> Context:
+        """The context a dead-letter hook gets for a job no worker is running any more."""
+        w = self.worker
+        return Context(
+            job_id=job_id,
+            task_name=task,
+            attempt=0,
+            max_tries=0,
+            enqueued_ms=0,
+            queue=w.queue_client,
+            state=w.state,
+        )
+
     async def _leave(self) -> None:
         for keys in self.worker.keys:
             await run_script(self.worker.client, "heartbeat", [keys.workers], [self.worker.id, 0])
@@ -125,7 +145,7 @@ class LeaseKeeper:
         w = self.worker
         channels = {k.cancel: k for k in w.keys}
         while True:
-            pubsub = w.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = open_pubsub(w.client, ignore_subscribe_messages=True)
             try:
                 await pubsub.subscribe(*channels)
                 while True:
@@ -144,14 +164,21 @@ class LeaseKeeper:
     async def warn_if_evicting(self) -> None:
         """Warn unless Redis refuses to evict: an evicting Redis deletes jobs and leases."""
         try:
-            policy = (await self.worker.client.config_get("maxmemory-policy")).get(
-                b"maxmemory-policy", b"noeviction"
-            )
+            reply = await self.worker.client.config_get("maxmemory-policy")
         except Exception:  # CONFIG may be disabled (managed Redis): nothing to check then
             return
-        if policy not in (b"noeviction", "noeviction"):
+        replies = [reply] if _is_config(reply) else list(reply.values())  # a cluster: per node
+        for config in replies:
+            policy = config.get(b"maxmemory-policy", config.get("maxmemory-policy", b"noeviction"))
+            if policy in (b"noeviction", "noeviction"):
+                continue
             log.warning(
                 "Redis maxmemory-policy is %s: under memory pressure Redis will delete job "
                 "records and leases. Set maxmemory-policy noeviction for a job queue.",
                 policy.decode() if isinstance(policy, bytes) else policy,
             )
+            return
+
+
+def _is_config(reply: Any) -> bool:
+    return any(k in (b"maxmemory-policy", "maxmemory-policy") for k in reply)

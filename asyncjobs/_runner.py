@@ -138,6 +138,7 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
             ),
             PERMANENT,
         )
+        await worker.hook("on_job_end", ctx)
         return
     try:
         if len(job.payload) > settings.max_payload_bytes:
@@ -149,6 +150,7 @@ async def run_job(worker: Worker, job: ClaimedJob) -> None:
         args, kwargs = task.validate_arguments(args, kwargs)
     except (ValueError, TypeError, ValidationError) as exc:
         await report_failure(PayloadError(f"cannot decode the job's arguments: {exc}"), PERMANENT)
+        await worker.hook("on_job_end", ctx)
         return
 
     timeout = job.timeout_ms / 1000 if job.timeout_ms else (task.timeout or settings.job_timeout)

@@ -98,23 +98,10 @@ def cron(
         name=name,
         month=month,
         day=day,
-        weekday=_cron_weekday(weekday),
+        weekday=weekday,
         hour=hour,
         minute=minute,
         second=second,
         run_at_startup=run_at_startup,
         unique=unique,
     )
-
-
-_NAMES = {"mon": 0, "tues": 1, "tue": 1, "wed": 2, "thurs": 3, "thu": 3, "fri": 4, "sat": 5}
-_NAMES["sun"] = 6
-
-
-def _cron_weekday(weekday: Field | str) -> Field:
-    """arq counts Monday = 0; cron counts Sunday = 0."""
-    if weekday is None:
-        return None
-    values = [weekday] if isinstance(weekday, (int, str)) else list(weekday)
-    days = [_NAMES[v.lower()] if isinstance(v, str) else int(v) for v in values]
-    return {(d + 1) % 7 for d in days}

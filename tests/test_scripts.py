@@ -170,7 +170,8 @@ async def test_recover_dead_letters_when_tries_are_used_up(r: Any, k: QueueKeys)
     import asyncio
 
     await asyncio.sleep(0.01)
-    assert await recover(r, k) == [0, 1, -1]
+    reply = await recover(r, k)
+    assert reply[:3] == [0, 1, -1] and reply[3:5] == [b"j", b"t"] and reply[5] == b"WorkerLost"
     assert await r.hget(k.job("j"), "error_type") == b"WorkerLost"
     assert await r.xlen(k.dead_letters) == 1
 

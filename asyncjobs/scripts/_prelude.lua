@@ -91,12 +91,12 @@ end
 -- Copies a failed job, with its error, onto the capped dead-letter stream.
 local function dead_letter(dlq_key, maxlen, job_key, job_id, now)
   local f = rcall('HMGET', job_key, 'task', 'payload', 'priority', 'max_tries', 'timeout',
-    'attempts', 'enqueued_at', 'error_type', 'error_message', 'traceback')
+    'attempts', 'enqueued_at', 'error_type', 'error_message', 'traceback', 'concurrency_key')
   rcall('XADD', dlq_key, 'MAXLEN', '~', maxlen, '*',
     'id', job_id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
     'max_tries', f[4] or '0', 'timeout', f[5] or '0', 'attempts', f[6] or '0',
     'enqueued_at', f[7] or '0', 'failed_at', now, 'error_type', f[8] or '',
-    'error_message', f[9] or '', 'traceback', f[10] or '')
+    'error_message', f[9] or '', 'traceback', f[10] or '', 'concurrency_key', f[11] or '')
 end
 
 local function set_error(job_key, error_type, error_message, traceback)

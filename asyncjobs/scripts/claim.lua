@@ -74,6 +74,8 @@ while claimed < n do
           if rcall('SCARD', group_prefix .. group .. ':running') >= lim[1] then
             rcall('ZADD', group_prefix .. group .. ':blocked', score, id)
             rcall('HSET', job_key, 'blocked', group)
+            -- a reserved rate slot is stale by the time a concurrency slot frees: start over
+            if f[10] then rcall('HDEL', job_key, 'rate_slot') end
             runnable = false
           end
         elseif rcall('EXISTS', group_prefix .. group .. ':blocked') == 1 then
@@ -94,6 +96,7 @@ while claimed < n do
           rcall('HSET', job_key, 'status', 'in_progress', 'attempts', attempts,
             'started_at', now, 'token', worker .. ':' .. attempts, 'worker', worker)
           if f[10] then rcall('HDEL', job_key, 'rate_slot') end
+          if attempts > 1 then rcall('HDEL', job_key, 'progress', 'stage', 'message') end
           if lim[1] > 0 then
             local running = group_prefix .. group .. ':running'
             rcall('SADD', running, id)

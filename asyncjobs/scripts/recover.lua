@@ -4,7 +4,8 @@
 -- ARGV[1] job prefix   ARGV[2] limit   ARGV[3] default max tries (for jobs that carry none)
 -- ARGV[4] keep ms   ARGV[5] dead-letter cap   ARGV[6] events channel
 -- ARGV[7] concurrency-group prefix   ARGV[8] max stalls (lost leases before a job is a poison pill)
--- Returns: {recovered, dead_lettered, next_lease_deadline_in_ms (-1 = no leases)}
+-- Returns: {recovered, dead_lettered, next_lease_deadline_in_ms (-1 = no leases), then for each
+--   dead-lettered job: id, task, error type, error message}
 -- The lost try counts: a job whose tries are used up goes to the dead letters (WorkerLost), and
 -- so does one that lost its lease max_stalls times (PoisonPill), so a job that kills every
 -- worker that runs it cannot crash workers forever.
@@ -13,6 +14,7 @@ local job_prefix, limit = ARGV[1], tonumber(ARGV[2])
 local default_max = tonumber(ARGV[3])
 local expired = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
 local recovered, dead = 0, 0
+local dead_ids = {}
 for _, id in ipairs(expired) do
   rcall('ZREM', KEYS[1], id)
   local job_key = job_prefix .. id
@@ -37,6 +39,8 @@ for _, id in ipairs(expired) do
     end
     if poison or attempts >= max_tries then
       dead_letter(KEYS[5], tonumber(ARGV[5]), job_key, id, now)
+      local e = rcall('HMGET', job_key, 'task', 'error_type', 'error_message')
+      dead_ids[#dead_ids + 1] = {id, e[1] or '', e[2] or '', e[3] or ''}
       finish_job(job_key, id, 'failed', now, tonumber(ARGV[4]), ARGV[6])
       dead = dead + 1
     else
@@ -56,4 +60,8 @@ if dead > 0 then rcall('HINCRBY', KEYS[6], 'failed', dead) end
 local nxt = rcall('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
 local next_in = -1
 if #nxt > 0 then next_in = math.max(0, tonumber(nxt[2]) - now) end
-return {recovered, dead, next_in}
+local out = {recovered, dead, next_in}
+for _, d in ipairs(dead_ids) do
+  for _, v in ipairs(d) do out[#out + 1] = v end
+end
+return out

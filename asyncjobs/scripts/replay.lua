@@ -16,6 +16,9 @@ rcall('DEL', job_key)
 rcall('HSET', job_key, 'task', e['task'], 'payload', e['payload'], 'priority', e['priority'],
   'max_tries', e['max_tries'], 'timeout', e['timeout'], 'attempts', 0, 'enqueued_at', now,
   'status', 'queued', 'replayed_from', ARGV[2])
+if e['concurrency_key'] and e['concurrency_key'] ~= '' then
+  rcall('HSET', job_key, 'concurrency_key', e['concurrency_key'])
+end
 push_ready(KEYS[2], KEYS[4], job_key, id)
 rcall('XDEL', KEYS[1], ARGV[2])
 rcall('ZADD', KEYS[3], 0, 'w')
