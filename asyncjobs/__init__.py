@@ -26,6 +26,7 @@ from ._queue import Queue
 from ._settings import WorkerSettings
 from ._task import Task, task
 from ._worker import Worker
+from ._workflow import Chain, Chord, Group, Signature, chain, chord, group
 
 try:
     __version__ = version("asyncjobs")
@@ -34,8 +35,11 @@ except PackageNotFoundError:  # running from a source tree that was not installe
 
 __all__ = [
     "AsyncJobsError",
+    "Chain",
+    "Chord",
     "ConfigurationError",
     "Context",
+    "Group",
     "Job",
     "JobCancelled",
     "JobFailed",
@@ -48,11 +52,15 @@ __all__ = [
     "ResultNotFound",
     "Retry",
     "SerializationError",
+    "Signature",
     "Task",
     "UnknownTaskError",
     "Worker",
     "WorkerLost",
     "WorkerSettings",
+    "chain",
+    "chord",
     "cron",
+    "group",
     "task",
 ]

@@ -90,7 +90,7 @@ class Finisher:
                 for ack in acks:
                     argv += (ack.job_id, ack.token, ack.result)
                 reply = await self._call(
-                    "complete", [keys.leases, keys.stats, keys.ready, keys.wake], argv
+                    "complete", [keys.leases, keys.stats, keys.ready, keys.wake, keys.seq], argv
                 )
                 for ack, code in zip(acks, reply, strict=False):
                     if not ack.done.done():
@@ -134,6 +134,7 @@ class Finisher:
                     self.dead_letter_maxlen,
                     keys.events,
                     keys.group_prefix,
+                    keys.cancel,
                 ],
             )
         )

@@ -117,7 +117,7 @@ class Job(Generic[R]):
         code = await run_script(
             self._queue.client,
             "cancel",
-            [keys.ready, keys.deferred, keys.leases, keys.stats, keys.wake],
+            [keys.ready, keys.deferred, keys.leases, keys.stats, keys.wake, keys.seq],
             [
                 keys.job_prefix,
                 self.id,

@@ -113,5 +113,10 @@ class QueueKeys:
         """Prefix of idempotency keys; ``idempotency_prefix + key`` holds the job id."""
         return f"{self.tag}:idem:"
 
+    @property
+    def workflow_prefix(self) -> str:
+        """Prefix of workflow hashes: ``<prefix><workflow id>`` (members are jobs ``<id>.<i>``)."""
+        return f"{self.tag}:wf:"
+
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id

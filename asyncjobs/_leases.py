@@ -97,6 +97,7 @@ class LeaseKeeper:
                     keys.dead_letters,
                     keys.stats,
                     keys.limits,
+                    keys.deferred,
                 ],
                 [
                     keys.job_prefix,
@@ -107,6 +108,7 @@ class LeaseKeeper:
                     keys.events,
                     keys.group_prefix,
                     s.max_stalls,
+                    keys.cancel,
                 ],
             )
             for i in range(0, len(dead_letters), 4):

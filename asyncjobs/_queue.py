@@ -17,6 +17,7 @@ from ._scripts import preload_scripts, run_script
 from ._serde import encode_payload
 from ._task import Task
 from ._waiters import Waiters
+from ._workflow import Node, compile_workflow, is_workflow, leaf_fields, template
 
 R = TypeVar("R")
 
@@ -129,9 +130,46 @@ class Queue:
     @overload
     async def enqueue(self, task: str, /, *args: Any, **kwargs: Any) -> Job[Any]: ...
 
-    async def enqueue(self, task: Task[Any, Any] | str, /, *args: Any, **kwargs: Any) -> Job[Any]:
-        """Store one job and return its handle at once (an existing one if deduplicated)."""
-        return (await self.enqueue_many([(task, args, kwargs)]))[0]
+    @overload
+    async def enqueue(self, task: Node, /, **options: Any) -> Job[Any]: ...
+
+    async def enqueue(
+        self, task: Task[Any, Any] | str | Node, /, *args: Any, **kwargs: Any
+    ) -> Job[Any]:
+        """Store one job (or a workflow) and return its handle at once (an existing one if
+        deduplicated)."""
+        if is_workflow(task):
+            return await self._enqueue_workflow(task, args, kwargs)  # type: ignore[arg-type]
+        return (await self.enqueue_many([(task, args, kwargs)]))[0]  # type: ignore[list-item]
+
+    async def _enqueue_workflow(
+        self, node: Node, args: tuple[Any, ...], options: dict[str, Any]
+    ) -> Job[Any]:
+        """Compile a chain/group/chord and start it: one script call, one queue."""
+        if args:
+            raise TypeError("a workflow takes no positional arguments: give them to .s()/.si()")
+        unknown = set(options) - {"_queue_name"}
+        if unknown:
+            raise TypeError(f"a workflow takes only _queue_name, not {sorted(unknown)}")
+        queue_name = options.get("_queue_name") or self.name
+        compiled = compile_workflow(node, queue_name)
+        keys = self.keys_for(queue_name)
+        await self._register(queue_name)
+        argv: list[Any] = [
+            keys.job_prefix,
+            keys.workflow_prefix + compiled.id,
+            compiled.id,
+            compiled.kind,
+            self.keep_result_ms,
+            template(compiled.output),
+            len(compiled.leaves),
+        ]
+        for leaf in compiled.leaves:
+            argv.extend(leaf_fields(leaf))
+        await run_script(
+            self.client, "workflow_start", [keys.ready, keys.wake, keys.seq, keys.stats], argv
+        )
+        return Job(self, compiled.id, queue_name)
 
     async def enqueue_job(self, function: str, /, *args: Any, **kwargs: Any) -> Job[Any]:
         """arq's name for :meth:`enqueue` (the same underscore options apply)."""

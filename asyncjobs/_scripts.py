@@ -23,6 +23,7 @@ SCRIPT_NAMES = (
     "replay",
     "cron_tick",
     "heartbeat",
+    "workflow_start",
 )
 
 

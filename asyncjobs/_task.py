@@ -12,6 +12,7 @@ from typing import Any, Concatenate, Generic, ParamSpec, TypeVar, overload
 from pydantic import TypeAdapter
 
 from ._backoff import Backoff
+from ._workflow import Signature
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -107,6 +108,22 @@ class Task(Generic[P, R]):
 
     def __repr__(self) -> str:
         return f"<Task {self.name}>"
+
+    def s(self, *args: Any, **kwargs: Any) -> Signature[R]:
+        """A signature for workflows; in a chain it gets the previous result as first argument.
+
+        Underscore keywords (``_priority``, ``_max_tries``, ``_timeout``, ``_queue_name``) are
+        enqueue options, as with ``Queue.enqueue``.
+        """
+        options = {k: kwargs.pop(k) for k in list(kwargs) if k.startswith("_")}
+        return Signature(self, args, kwargs, options)
+
+    def si(self, *args: P.args, **kwargs: P.kwargs) -> Signature[R]:
+        """An immutable signature: all arguments given (checked by mypy), no previous result.
+
+        Add options with ``.set(priority=..., max_tries=...)``.
+        """
+        return Signature(self, args, dict(kwargs), {}, immutable=True)
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise TypeError now, at enqueue, if the arguments cannot bind to the function."""

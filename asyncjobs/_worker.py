@@ -311,6 +311,7 @@ class Worker:
                 keys.events,
                 keys.group_prefix,
                 keys.rate_prefix,
+                keys.cancel,
             ],
         )
         next_due_ms, now_ms = int(reply[0]), int(reply[1])

@@ -45,7 +45,8 @@ async def claim(r: Any, k: QueueKeys, n: int, worker: str = "w1", lease_ms: int 
         r,
         "claim",
         [k.ready, k.deferred, k.leases, k.wake, k.seq, k.stats, k.limits],
-        [k.job_prefix, worker, n, lease_ms, 60000, k.events, k.group_prefix, k.rate_prefix],
+        [k.job_prefix, worker, n, lease_ms, 60000, k.events, k.group_prefix, k.rate_prefix]
+        + [k.cancel],
     )
 
 
@@ -53,13 +54,13 @@ async def complete(r: Any, k: QueueKeys, job_id: str, token: str) -> Any:
     return await run_script(
         r,
         "complete",
-        [k.leases, k.stats, k.ready, k.wake],
+        [k.leases, k.stats, k.ready, k.wake, k.seq],
         [k.job_prefix, 60000, k.events, k.group_prefix, job_id, token, b"1"],
     )
 
 
 async def fail(r: Any, k: QueueKeys, job_id: str, token: str, delay_ms: int, max_tries: int) -> Any:
-    tail = [k.events, k.group_prefix]
+    tail = [k.events, k.group_prefix, k.cancel]
     return await run_script(
         r,
         "fail",
@@ -72,8 +73,8 @@ async def recover(r: Any, k: QueueKeys, default_max: int = 3) -> Any:
     return await run_script(
         r,
         "recover",
-        [k.leases, k.ready, k.wake, k.seq, k.dead_letters, k.stats],
-        [k.job_prefix, 100, default_max, 60000, 100, k.events, k.group_prefix, 3],
+        [k.leases, k.ready, k.wake, k.seq, k.dead_letters, k.stats, k.limits, k.deferred],
+        [k.job_prefix, 100, default_max, 60000, 100, k.events, k.group_prefix, 3, k.cancel],
     )
 
 
@@ -208,7 +209,7 @@ async def test_cancel_running_revokes_token_and_notifies(r: Any, k: QueueKeys) -
     code = await run_script(
         r,
         "cancel",
-        [k.ready, k.deferred, k.leases, k.stats, k.wake],
+        [k.ready, k.deferred, k.leases, k.stats, k.wake, k.seq],
         [k.job_prefix, "j", 60000, k.events, k.cancel, k.group_prefix],
     )
     assert code == 2

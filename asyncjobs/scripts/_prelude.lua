@@ -103,3 +103,116 @@ local function set_error(job_key, error_type, error_message, traceback)
   rcall('HSET', job_key, 'error_type', error_type, 'error_message', error_message,
     'traceback', traceback)
 end
+
+-- Workflows. A workflow hash (`{q}:wf:<id>`) holds, per member i: task:i, head:i, tail:i,
+-- tpl:i (input template: JSON list of literal JSON strings and member indexes), wait:i (results
+-- still awaited), next:i (members waiting for i), opt:i (priority,max_tries,timeout_ms), tol:i
+-- (1 = its failure is tolerated), r:i (its result); and id, job_key, total, done, status,
+-- result_tpl, keep. Members are jobs `<id>.<i>` in the same queue, carrying `workflow` (the
+-- workflow hash key) and `node` (i). The workflow itself is the job `<id>`.
+
+-- Concatenates literal JSON segments and stored member results into one JSON text.
+local function wf_build(wf_key, tpl)
+  local parts = {}
+  for _, seg in ipairs(cjson.decode(tpl)) do
+    if type(seg) == 'number' then
+      parts[#parts + 1] = rcall('HGET', wf_key, 'r:' .. seg) or 'null'
+    else
+      parts[#parts + 1] = seg
+    end
+  end
+  return table.concat(parts)
+end
+
+local function wf_start_member(wf_key, i, job_prefix, ready_key, seq_key, now)
+  local f = rcall('HMGET', wf_key, 'id', 'task:' .. i, 'head:' .. i, 'tail:' .. i, 'tpl:' .. i,
+    'opt:' .. i)
+  local id = f[1] .. '.' .. i
+  local job_key = job_prefix .. id
+  if rcall('EXISTS', job_key) == 1 then return end
+  local payload = f[3]
+  if f[5] and f[5] ~= '' then payload = f[3] .. wf_build(wf_key, f[5]) .. f[4] end
+  local o = {}
+  for v in string.gmatch(f[6], '[^,]+') do o[#o + 1] = v end
+  rcall('HSET', job_key, 'task', f[2], 'payload', payload, 'priority', o[1], 'max_tries', o[2],
+    'timeout', o[3], 'attempts', 0, 'enqueued_at', now, 'status', 'queued',
+    'workflow', wf_key, 'node', i)
+  push_ready(ready_key, seq_key, job_key, id)
+end
+
+-- Ends every member still waiting or running, as cancelled (the workflow failed or was cancelled).
+local function wf_cancel_members(wf_key, skip_id, job_prefix, group_prefix, k, now, keep_ms,
+                                 channel, cancel_channel)
+  local id, total = rcall('HGET', wf_key, 'id'), tonumber(rcall('HGET', wf_key, 'total'))
+  for i = 0, total - 1 do
+    local member = id .. '.' .. i
+    local job_key = job_prefix .. member
+    local status = member ~= skip_id and rcall('HGET', job_key, 'status')
+    if status == 'queued' or status == 'deferred' or status == 'in_progress' then
+      rcall('ZREM', k.ready, member)
+      rcall('ZREM', k.deferred, member)
+      local blocked = rcall('HGET', job_key, 'blocked')
+      if blocked then rcall('ZREM', group_prefix .. blocked .. ':blocked', member) end
+      if status == 'in_progress' then
+        rcall('ZREM', k.leases, member)
+        release_slot(job_key, member, job_prefix, group_prefix, k.ready, k.wake)
+        rcall('PUBLISH', cancel_channel, member)
+      end
+      finish_job(job_key, member, 'cancelled', now, keep_ms, channel)
+    end
+  end
+end
+
+-- A member succeeded (or failed, tolerated): record its result once, start the members that
+-- were waiting only for it, and end the workflow when every member is done.
+local function wf_member_done(member_key, result, job_prefix, k, now, channel)
+  local m = rcall('HMGET', member_key, 'workflow', 'node')
+  local wf_key, node = m[1], m[2]
+  if not wf_key or rcall('HGET', wf_key, 'status') ~= 'running' then return end
+  if rcall('HSETNX', wf_key, 'r:' .. node, result) == 0 then return end
+  local done = rcall('HINCRBY', wf_key, 'done', 1)
+  local started = false
+  for d in string.gmatch(rcall('HGET', wf_key, 'next:' .. node) or '', '[^,]+') do
+    if rcall('HINCRBY', wf_key, 'wait:' .. d, -1) == 0 then
+      wf_start_member(wf_key, d, job_prefix, k.ready, k.seq, now)
+      started = true
+    end
+  end
+  if started then rcall('ZADD', k.wake, 0, 'w') end
+  local w = rcall('HMGET', wf_key, 'id', 'job_key', 'total', 'keep')
+  local total = tonumber(w[3])
+  rcall('HSET', w[2], 'progress', done / total, 'message', done .. ' of ' .. total ..
+    ' members done')
+  if done == total then
+    rcall('HSET', wf_key, 'status', 'succeeded')
+    rcall('HSET', w[2], 'result', wf_build(wf_key, rcall('HGET', wf_key, 'result_tpl')))
+    finish_job(w[2], w[1], 'succeeded', now, tonumber(w[4]), channel)
+    rcall('PEXPIRE', wf_key, math.max(tonumber(w[4]), 1))
+  else
+    publish(channel, w[1], 'progress')
+  end
+end
+
+-- A member failed for good (dead-lettered, cancelled, expired). Tolerated: its result becomes a
+-- failure marker. Otherwise the workflow fails, naming the member, and the rest is cancelled.
+local function wf_member_failed(member_key, member_id, error_type, message, job_prefix,
+                                group_prefix, k, now, channel, cancel_channel)
+  local m = rcall('HMGET', member_key, 'workflow', 'node', 'task')
+  local wf_key, node = m[1], m[2]
+  if not wf_key or rcall('HGET', wf_key, 'status') ~= 'running' then return end
+  if rcall('HGET', wf_key, 'tol:' .. node) == '1' then
+    local marker = '{"failed":true,"job_id":' .. cjson.encode(member_id) .. ',"error_type":' ..
+      cjson.encode(error_type) .. ',"error":' .. cjson.encode(message) .. '}'
+    wf_member_done(member_key, marker, job_prefix, k, now, channel)
+    return
+  end
+  local w = rcall('HMGET', wf_key, 'id', 'job_key', 'keep')
+  local keep = tonumber(w[3])
+  rcall('HSET', wf_key, 'status', 'failed')
+  set_error(w[2], error_type, 'member ' .. member_id .. ' (' .. (m[3] or '?') .. ') failed: ' ..
+    message, '')
+  finish_job(w[2], w[1], 'failed', now, keep, channel)
+  wf_cancel_members(wf_key, member_id, job_prefix, group_prefix, k, now, keep, channel,
+    cancel_channel)
+  rcall('PEXPIRE', wf_key, math.max(keep, 1))
+end

@@ -4,7 +4,7 @@
 -- KEYS[7] limits
 -- ARGV[1] job prefix   ARGV[2] worker id   ARGV[3] N (free slots)   ARGV[4] lease ms
 -- ARGV[5] keep ms (for jobs that expired unstarted)   ARGV[6] events channel
--- ARGV[7] concurrency-group prefix   ARGV[8] rate-limit prefix
+-- ARGV[7] concurrency-group prefix   ARGV[8] rate-limit prefix   ARGV[9] cancel channel
 -- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), then 7 fields per
 --   claimed job:
 --   id, task, payload, attempts (this try, from 1), max_tries, timeout_ms, enqueued_at_ms}
@@ -59,11 +59,15 @@ while claimed < n do
     local id, score = popped[i], popped[i + 1]
     local job_key = job_prefix .. id
     local f = rcall('HMGET', job_key, 'task', 'payload', 'attempts', 'max_tries', 'timeout',
-      'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot')
+      'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot', 'workflow')
     if f[8] == 'queued' then
       local task = f[1]
       if f[7] and tonumber(f[7]) <= now then
         expired = expired + 1
+        local k = {ready = KEYS[1], deferred = KEYS[2], leases = KEYS[3], wake = KEYS[4],
+          seq = KEYS[5]}
+        wf_member_failed(job_key, id, 'JobExpired', 'expired before it started', job_prefix,
+          group_prefix, k, now, channel, ARGV[9])
         finish_job(job_key, id, 'expired', now, keep_ms, channel)
       else
         local lim = limits_of(task)
@@ -97,6 +101,11 @@ while claimed < n do
             'started_at', now, 'token', worker .. ':' .. attempts, 'worker', worker)
           if f[10] then rcall('HDEL', job_key, 'rate_slot') end
           if attempts > 1 then rcall('HDEL', job_key, 'progress', 'stage', 'message') end
+          if f[11] and rcall('HSETNX', f[11], 'started', 1) == 1 then
+            local w = rcall('HMGET', f[11], 'id', 'job_key')
+            rcall('HSET', w[2], 'status', 'in_progress', 'started_at', now)
+            publish(channel, w[1], 'in_progress')
+          end
           if lim[1] > 0 then
             local running = group_prefix .. group .. ':running'
             rcall('SADD', running, id)

@@ -5,7 +5,7 @@
 -- ARGV[4] retry delay ms (-1 = permanent failure, never retried)
 -- ARGV[5] max tries (the worker's effective value)   ARGV[6] error type   ARGV[7] error message
 -- ARGV[8] traceback   ARGV[9] keep ms   ARGV[10] dead-letter cap   ARGV[11] events channel
--- ARGV[12] concurrency-group prefix
+-- ARGV[12] concurrency-group prefix   ARGV[13] cancel channel (a failed workflow stops members)
 -- Returns: 1 retry scheduled, 2 dead-lettered (status failed), -1 refused: lease token lost.
 -- Invariant: the job leaves leases and lands in deferred/ready or the dead-letter stream in
 --   the same step, so no crash between "failed" and "rescheduled" can lose it.
@@ -35,6 +35,8 @@ if delay >= 0 and attempts < max_tries then
   return 1
 end
 dead_letter(KEYS[6], tonumber(ARGV[10]), job_key, id, now)
+local k = {leases = KEYS[1], deferred = KEYS[2], ready = KEYS[3], wake = KEYS[4], seq = KEYS[5]}
+wf_member_failed(job_key, id, ARGV[6], ARGV[7], job_prefix, ARGV[12], k, now, ARGV[11], ARGV[13])
 finish_job(job_key, id, 'failed', now, tonumber(ARGV[9]), ARGV[11])
 rcall('HINCRBY', KEYS[7], 'failed', 1)
 return 2

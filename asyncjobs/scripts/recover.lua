@@ -1,9 +1,11 @@
 -- recover: put back the jobs whose lease ran out (their worker died, was killed or stalled).
 -- KEYS[1] leases   KEYS[2] ready   KEYS[3] wake   KEYS[4] seq   KEYS[5] dead-letter stream
 -- KEYS[6] stats   KEYS[7] limits (a task's published max_tries, for jobs that carry none)
+-- KEYS[8] deferred
 -- ARGV[1] job prefix   ARGV[2] limit   ARGV[3] default max tries (for jobs that carry none)
 -- ARGV[4] keep ms   ARGV[5] dead-letter cap   ARGV[6] events channel
 -- ARGV[7] concurrency-group prefix   ARGV[8] max stalls (lost leases before a job is a poison pill)
+-- ARGV[9] cancel channel
 -- Returns: {recovered, dead_lettered, next_lease_deadline_in_ms (-1 = no leases), then for each
 --   dead-lettered job: id, task, error type, error message}
 -- The lost try counts: a job whose tries are used up goes to the dead letters (WorkerLost), and
@@ -41,6 +43,10 @@ for _, id in ipairs(expired) do
       dead_letter(KEYS[5], tonumber(ARGV[5]), job_key, id, now)
       local e = rcall('HMGET', job_key, 'task', 'error_type', 'error_message')
       dead_ids[#dead_ids + 1] = {id, e[1] or '', e[2] or '', e[3] or ''}
+      local k = {leases = KEYS[1], ready = KEYS[2], wake = KEYS[3], seq = KEYS[4],
+        deferred = KEYS[8]}
+      wf_member_failed(job_key, id, e[2] or 'WorkerLost', e[3] or '', job_prefix, ARGV[7], k, now,
+        ARGV[6], ARGV[9])
       finish_job(job_key, id, 'failed', now, tonumber(ARGV[4]), ARGV[6])
       dead = dead + 1
     else
