@@ -20,10 +20,38 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._errors import ConfigurationError, RedisUnavailable
 
+try:
+    import hiredis
+
+    _HIREDIS = hasattr(hiredis, "pack_command")
+except ImportError:  # pragma: no cover - hiredis is a dependency, but stay usable without it
+    _HIREDIS = False
+
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
+
+
+class _HiredisPacking:
+    """Pack commands with hiredis's C packer: the same bytes as redis-py's Python packer,
+    about six times faster (our EVALSHA calls carry dozens of arguments)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " in args[0]:  # "CONFIG GET" is two words
+            args = (*args[0].encode().split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # a type hiredis does not pack: let redis-py do it
+            return super().pack_command(*args)  # type: ignore[misc, no-any-return]
+
+
+class _FastConnection(_HiredisPacking, aioredis.Connection):
+    pass
+
+
+class _FastSSLConnection(_HiredisPacking, aioredis.SSLConnection):
+    pass
 
 
 def redact(url: str) -> str:
@@ -63,8 +91,11 @@ def create_client(url: str, *, max_connections: int | None = None) -> Any:
             f"unsupported Redis URL {redact(url)!r}: use redis://, rediss://, unix://, "
             "redis+cluster://, redis+sentinel:// or memory://"
         )
+    packing = {"redis": _FastConnection, "rediss": _FastSSLConnection}.get(scheme)
+    extra: dict[str, Any] = {"connection_class": packing} if packing and _HIREDIS else {}
     return aioredis.Redis.from_url(
         url,
+        **extra,
         max_connections=max_connections,
         socket_connect_timeout=5.0,
         socket_keepalive=True,
