@@ -77,10 +77,27 @@ def resolve_url(flag: str | None, settings_url: str | None = None) -> str:
     return flag or os.environ.get("ASYNCJOBS_REDIS_URL") or settings_url or DEFAULT_REDIS_URL
 
 
-def _run(coro_fn: Callable[[], Awaitable[T]]) -> T:
+def _event_loop_runner(loop: str) -> Callable[[Any], Any]:
+    """asyncio.run, or uvloop's when asked for, or (auto) when uvloop is installed."""
+    if loop in ("uvloop", "auto"):
+        try:
+            import uvloop
+
+            return uvloop.run
+        except ImportError:
+            if loop == "uvloop":
+                raise ConfigurationError(
+                    "--loop uvloop needs uvloop: pip install 'asyncjobs[fast]'"
+                ) from None
+    elif loop != "asyncio":
+        raise ConfigurationError(f"--loop must be auto, asyncio or uvloop, not {loop!r}")
+    return asyncio.run
+
+
+def _run(coro_fn: Callable[[], Awaitable[T]], loop: str = "asyncio") -> T:
     """Run a coroutine; turn our errors into one readable line and exit code 1."""
     try:
-        return asyncio.run(coro_fn())  # type: ignore[arg-type]
+        return _event_loop_runner(loop)(coro_fn())  # type: ignore[no-any-return]
     except AsyncJobsError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(1) from None
@@ -102,6 +119,9 @@ def worker(
     metrics_host: str = typer.Option("127.0.0.1", "--metrics-host", help="0.0.0.0 in containers."),
     log_successes: bool = typer.Option(
         True, "--log-successes/--no-log-successes", help="One INFO line per succeeded job."
+    ),
+    loop: str = typer.Option(
+        "auto", "--loop", help="Event loop: auto (uvloop when installed), asyncio or uvloop."
     ),
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (graceful), or with --burst until nothing is left.
@@ -130,7 +150,7 @@ def worker(
     except ConfigurationError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    _run(lambda: w.run(burst=burst))
+    _run(lambda: w.run(burst=burst), loop)
 
 
 async def _queue_names(q: Queue) -> list[str]:
