@@ -1,0 +1,71 @@
+"""Tasks and worker settings for the chaos suite, run in subprocesses by `asyncjobs worker`.
+
+Every task records its own runs in Redis (the checks never trust the library's counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+from asyncjobs import Context, WorkerSettings, task
+
+
+@task
+async def record(ctx: Context, runs_key: str, sleep_ms: int = 0, touch_after: bool = False) -> int:
+    """Count this run in ``runs_key`` (HINCRBY job id), then hold the slot ``sleep_ms``; with
+    ``touch_after``, use Redis again at the end (as most real tasks do)."""
+    await ctx.queue.client.hincrby(runs_key, ctx.job_id, 1)
+    if sleep_ms:
+        await asyncio.sleep(sleep_ms / 1000)
+    if touch_after:
+        await ctx.queue.client.hincrby(runs_key + ":done", ctx.job_id, 1)
+    return os.getpid()
+
+
+@task
+async def timed(ctx: Context, runs_key: str, hold_s: float, block_s: float = 0.0) -> int:
+    """Log each run as ``<pid> <try> <claim ms>``; hold ``hold_s`` awaiting, or block the loop
+    ``block_s`` with time.sleep (on try 1 only) to starve the worker's lease upkeep."""
+    job_key = ctx.queue.keys_for(ctx.queue.name).job(ctx.job_id)
+    started_at = await ctx.queue.client.hget(job_key, "started_at")  # the claim's Redis time
+    await ctx.queue.client.rpush(runs_key, f"{os.getpid()} {ctx.attempt} {int(started_at or 0)}")
+    if block_s and ctx.attempt == 1:
+        time.sleep(block_s)  # noqa: ASYNC251 - starving the event loop is the point
+    if hold_s:
+        await asyncio.sleep(hold_s)
+    return os.getpid()
+
+
+@task
+async def kill_my_worker(ctx: Context, runs_key: str) -> None:
+    """A poison pill: SIGKILLs the worker process that runs it, every time."""
+    await ctx.queue.client.hincrby(runs_key, ctx.job_id, 1)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Flaky(ConnectionError):
+    """A transient failure: retried."""
+
+
+@task(max_tries=3, backoff=0, retry_on=(Flaky,))
+async def churn(ctx: Context, n: int) -> str:
+    """Every 10th job fails its first try (a retry); every 100th fails for good (a dead letter);
+    the rest return a small result that is kept for keep_result."""
+    if n % 100 == 0:
+        raise ValueError(f"job {n} is bad for good")
+    if n % 10 == 0 and ctx.attempt == 1:
+        raise Flaky(f"job {n} fails its first try")
+    return f"result {n}"
+
+
+FUNCTIONS = [record, timed, kill_my_worker]
+
+#: Short leases so a killed worker's jobs come back within about a second; tries and stalls
+#: high enough that a job in flight during every kill of a run still succeeds.
+settings = WorkerSettings(functions=FUNCTIONS, lease_seconds=1.0, max_tries=50, max_stalls=50)
+
+#: For the poison-pill scenario: a job may lose its lease 3 times, then it is dead-lettered.
+poison_settings = WorkerSettings(functions=FUNCTIONS, lease_seconds=1.0, max_tries=10, max_stalls=3)
