@@ -74,10 +74,17 @@ class JobInfo(BaseModel):
         return self.task
 
 
+def _int(value: bytes | str | None) -> int:
+    """A counter from the job hash; 0 when missing or not a number (a hand-written record)."""
+    try:
+        return int(float(value or 0))
+    except (TypeError, ValueError):
+        return 0
+
+
 def ms_to_datetime(value: bytes | str | None) -> datetime | None:
-    if value is None or value in (b"", "", b"0", "0"):
-        return None
-    return datetime.fromtimestamp(int(value) / 1000, tz=timezone.utc)
+    ms = _int(value)
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc) if ms > 0 else None
 
 
 def _text(value: bytes | str | None) -> str | None:
@@ -108,7 +115,7 @@ def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) ->
     result: Any = None
     if f.get("result") is not None:
         result = _serde.loads(f["result"])
-    max_tries = int(f.get("max_tries", b"0") or 0)
+    max_tries = _int(f.get("max_tries"))
     progress = f.get("progress")
     status = JobStatus(_text(f.get("status")) or "failed")
     started_at = ms_to_datetime(f.get("started_at"))
@@ -120,9 +127,9 @@ def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) ->
         args=args,
         kwargs=kwargs,
         status=status,
-        attempts=int(f.get("attempts", b"0") or 0),
+        attempts=_int(f.get("attempts")),
         max_tries=max_tries or None,
-        priority=int(f.get("priority", b"0") or 0),
+        priority=_int(f.get("priority")),
         enqueued_at=ms_to_datetime(f.get("enqueued_at")),
         scheduled_at=ms_to_datetime(f.get("scheduled_at")),
         started_at=started_at,

@@ -10,6 +10,8 @@ import signal
 import socket
 from typing import Any
 
+from redis.exceptions import ResponseError
+
 from ._connection import check_reachable, close_client, create_client, is_cluster, redact
 from ._cron import CronScheduler
 from ._finisher import CONNECTION_ERRORS, Finisher
@@ -207,6 +209,10 @@ class Worker:
             try:
                 await self._claim_round(burst)
                 return
+            except ResponseError as exc:  # a script failed: keep serving, say so loudly
+                log.error("claim failed (%s); retrying in %.2fs", exc, backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, 5.0)
             except CONNECTION_ERRORS as exc:
                 if not lost:
                     log.error(
@@ -301,7 +307,16 @@ class Worker:
         reply = await run_script(
             self.client,
             "claim",
-            [keys.ready, keys.deferred, keys.leases, keys.wake, keys.seq, keys.stats, keys.limits],
+            [
+                keys.ready,
+                keys.deferred,
+                keys.leases,
+                keys.wake,
+                keys.seq,
+                keys.stats,
+                keys.limits,
+                keys.dead_letters,
+            ],
             [
                 keys.job_prefix,
                 self.id,
@@ -312,6 +327,7 @@ class Worker:
                 keys.group_prefix,
                 keys.rate_prefix,
                 keys.cancel,
+                s.dead_letter_maxlen,
             ],
         )
         next_due_ms, now_ms = int(reply[0]), int(reply[1])

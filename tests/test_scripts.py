@@ -44,9 +44,9 @@ async def claim(r: Any, k: QueueKeys, n: int, worker: str = "w1", lease_ms: int 
     return await run_script(
         r,
         "claim",
-        [k.ready, k.deferred, k.leases, k.wake, k.seq, k.stats, k.limits],
+        [k.ready, k.deferred, k.leases, k.wake, k.seq, k.stats, k.limits, k.dead_letters],
         [k.job_prefix, worker, n, lease_ms, 60000, k.events, k.group_prefix, k.rate_prefix]
-        + [k.cancel],
+        + [k.cancel, 100],
     )
 
 

@@ -1,10 +1,11 @@
 -- claim: promote due deferred jobs, then hand out up to N ready jobs under fresh leases,
 -- honouring per-task concurrency limits and rate limits.
 -- KEYS[1] ready   KEYS[2] deferred   KEYS[3] leases   KEYS[4] wake   KEYS[5] seq   KEYS[6] stats
--- KEYS[7] limits
+-- KEYS[7] limits   KEYS[8] dead-letter stream (for corrupt job records)
 -- ARGV[1] job prefix   ARGV[2] worker id   ARGV[3] N (free slots)   ARGV[4] lease ms
 -- ARGV[5] keep ms (for jobs that expired unstarted)   ARGV[6] events channel
 -- ARGV[7] concurrency-group prefix   ARGV[8] rate-limit prefix   ARGV[9] cancel channel
+-- ARGV[10] dead-letter cap
 -- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), then 7 fields per
 --   claimed job:
 --   id, task, payload, attempts (this try, from 1), max_tries, timeout_ms, enqueued_at_ms}
@@ -13,7 +14,9 @@
 -- Invariants: a claimed job moves from ready to leases with status in_progress. A job over its
 --   task's max_concurrency waits in its group's blocked set (status queued) until a slot is
 --   released; a job over its task's rate limit is deferred to the next free start slot, which
---   it reserves (rate_slot), so waiting jobs are never busy-looped.
+--   it reserves (rate_slot), so waiting jobs are never busy-looped. A corrupt job record (no
+--   task or payload, non-numeric counters) is dead-lettered here: this script must never stop
+--   half-way, since Redis keeps what a failed script already wrote.
 local now = now_ms()
 local job_prefix, worker, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local lease_ms, keep_ms, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
@@ -60,9 +63,22 @@ while claimed < n do
     local job_key = job_prefix .. id
     local f = rcall('HMGET', job_key, 'task', 'payload', 'attempts', 'max_tries', 'timeout',
       'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot', 'workflow')
-    if f[8] == 'queued' then
+    local previous_attempts = tonumber(f[3] or '0')
+    local expires_at = f[7] and tonumber(f[7])
+    if f[8] == 'queued' and (not f[1] or f[1] == '' or not f[2] or not previous_attempts
+        or (f[7] and not expires_at)) then
+      set_error(job_key, 'PayloadError', 'the job record is corrupt: a task, a payload and ' ..
+        'numeric counters are required (was it written by hand?)', '')
+      local k = {ready = KEYS[1], deferred = KEYS[2], leases = KEYS[3], wake = KEYS[4],
+        seq = KEYS[5]}
+      dead_letter(KEYS[8], tonumber(ARGV[10]), job_key, id, now)
+      wf_member_failed(job_key, id, 'PayloadError', 'corrupt job record', job_prefix,
+        group_prefix, k, now, channel, ARGV[9])
+      finish_job(job_key, id, 'failed', now, keep_ms, channel)
+      rcall('HINCRBY', KEYS[6], 'failed', 1)
+    elseif f[8] == 'queued' then
       local task = f[1]
-      if f[7] and tonumber(f[7]) <= now then
+      if expires_at and expires_at <= now then
         expired = expired + 1
         local k = {ready = KEYS[1], deferred = KEYS[2], leases = KEYS[3], wake = KEYS[4],
           seq = KEYS[5]}
@@ -96,7 +112,7 @@ while claimed < n do
           end
         end
         if runnable then
-          local attempts = tonumber(f[3] or '0') + 1
+          local attempts = previous_attempts + 1
           rcall('HSET', job_key, 'status', 'in_progress', 'attempts', attempts,
             'started_at', now, 'token', worker .. ':' .. attempts, 'worker', worker)
           if f[10] then rcall('HDEL', job_key, 'rate_slot') end
@@ -121,9 +137,9 @@ while claimed < n do
           out[o + 2] = task
           out[o + 3] = f[2]
           out[o + 4] = attempts
-          out[o + 5] = f[4] or '0'
-          out[o + 6] = f[5] or '0'
-          out[o + 7] = f[6] or '0'
+          out[o + 5] = tonumber(f[4] or '0') or 0
+          out[o + 6] = tonumber(f[5] or '0') or 0
+          out[o + 7] = tonumber(f[6] or '0') or 0
         end
       end
     end
