@@ -8,6 +8,7 @@ Schemes: ``redis://``, ``rediss://``, ``unix://``, ``memory://[name]``,
 from __future__ import annotations
 
 import asyncio
+import re
 import threading
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
@@ -57,10 +58,11 @@ class _FastSSLConnection(_HiredisPacking, aioredis.SSLConnection):
 def redact(url: str) -> str:
     """The URL with any password replaced, safe for logs and error messages."""
     parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-    return urlunsplit(parts._replace(netloc=netloc))
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def _memory_server(url: str) -> Any:
@@ -206,7 +208,12 @@ async def check_reachable(client: Any, url: str, timeout: float = 5.0) -> None:
         await asyncio.wait_for(client.ping(), timeout)
     except (OSError, RedisConnectionError, RedisTimeoutError, asyncio.TimeoutError) as exc:
         reason = (str(exc) or type(exc).__name__).rstrip(".")
+        hint = (
+            "Check the username and password in the URL (or the server's ACL)."
+            if any(w in reason.upper() for w in ("AUTH", "WRONGPASS", "NOPERM", "PASSWORD"))
+            else "Is redis-server running there?"
+        )
         raise RedisUnavailable(
-            f"cannot reach Redis at {redact(url)}: {reason}. Is redis-server running there? "
+            f"cannot reach Redis at {redact(url)}: {reason}. {hint} "
             "Pass --redis-url or set ASYNCJOBS_REDIS_URL (memory:// runs without a server)."
         ) from None

@@ -47,6 +47,7 @@ class Finisher:
         self._outstanding: set[asyncio.Future[int]] = set()
         self._wakeup = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._unreachable = False  # reports are failing: say so once, not once per retry
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="asyncjobs-acks")
@@ -152,8 +153,15 @@ class Finisher:
         delay = 0.05
         while True:
             try:
-                return await run_script(self.client, script, keys, argv)
+                reply = await run_script(self.client, script, keys, argv)
             except CONNECTION_ERRORS as exc:
-                log.warning("could not report to Redis (%s); retrying in %.2fs", exc, delay)
+                if not self._unreachable:
+                    self._unreachable = True
+                    log.warning("could not report job outcomes to Redis (%s); retrying", exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 5.0)
+            else:
+                if self._unreachable:
+                    self._unreachable = False
+                    log.info("reporting job outcomes to Redis again")
+                return reply

@@ -58,6 +58,7 @@ class Worker:
         self._slot_freed = asyncio.Event()
         self._stopping = asyncio.Event()
         self._pokes: set[asyncio.Task[Any]] = set()
+        self._suspect: str | None = None  # the one suspect this worker carries (recover.lua)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -237,17 +238,25 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            next_due_ms, due_key = -1, wake_keys[0]
+            next_due_ms, due_key, suspects_left = -1, wake_keys[0], False
             for keys in self.keys:
-                claimed, due_ms = await self._claim(keys, free)
+                claimed, due_ms, waiting = await self._claim(keys, free)
                 free -= claimed
+                suspects_left = suspects_left or waiting
                 if due_ms >= 0 and (next_due_ms < 0 or due_ms < next_due_ms):
                     next_due_ms, due_key = due_ms, keys.wake
                 if free <= 0:
                     break
             if free <= 0:
                 continue  # every slot filled: more work may be waiting
-            # Fewer than asked for: every ready set is empty now.
+            # Fewer than asked for: every ready set is empty now, or holds only suspects.
+            if suspects_left and self._suspect in self.running:
+                # We carry one suspect already; the next can come when it is done (checking
+                # for new work every second meanwhile).
+                self._slot_freed.clear()
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(self._slot_freed.wait(), 1.0)
+                continue
             if burst:
                 if not self.running:
                     return
@@ -302,7 +311,8 @@ class Worker:
         self._pokes.add(task)
         task.add_done_callback(self._pokes.discard)
 
-    async def _claim(self, keys: QueueKeys, free: int) -> tuple[int, int]:
+    async def _claim(self, keys: QueueKeys, free: int) -> tuple[int, int, bool]:
+        """Claim up to ``free`` jobs; returns (claimed, next due ms, suspects left waiting)."""
         s = self.settings
         reply = await run_script(
             self.client,
@@ -328,11 +338,15 @@ class Worker:
                 keys.rate_prefix,
                 keys.cancel,
                 s.dead_letter_maxlen,
+                int(self._suspect not in self.running),
             ],
         )
-        next_due_ms, now_ms = int(reply[0]), int(reply[1])
-        count = (len(reply) - 2) // 7
-        for i in range(2, len(reply), 7):
+        next_due_ms, now_ms, suspects_left = int(reply[0]), int(reply[1]), bool(reply[2])
+        if reply[3]:
+            self._suspect = reply[3].decode()
+            log.warning("job %s: its last worker died; this worker runs it", self._suspect)
+        count = (len(reply) - 4) // 7
+        for i in range(4, len(reply), 7):
             job_id = reply[i].decode()
             attempt = int(reply[i + 3])
             job = ClaimedJob(
@@ -349,7 +363,7 @@ class Worker:
             )
             task = asyncio.create_task(self._run(job), name=f"asyncjobs-job-{job_id}")
             self.running[job_id] = (task, job)
-        return count, next_due_ms
+        return count, next_due_ms, suspects_left
 
     async def _run(self, job: ClaimedJob) -> None:
         try:

@@ -40,13 +40,15 @@ async def enqueue(r: Any, k: QueueKeys, *jobs: list[Any]) -> Any:
     return await run_script(r, "enqueue", [k.ready, k.deferred, k.wake, k.seq, k.stats], argv)
 
 
-async def claim(r: Any, k: QueueKeys, n: int, worker: str = "w1", lease_ms: int = 5000) -> Any:
+async def claim(
+    r: Any, k: QueueKeys, n: int, worker: str = "w1", lease_ms: int = 5000, idle: bool = True
+) -> Any:
     return await run_script(
         r,
         "claim",
         [k.ready, k.deferred, k.leases, k.wake, k.seq, k.stats, k.limits, k.dead_letters],
         [k.job_prefix, worker, n, lease_ms, 60000, k.events, k.group_prefix, k.rate_prefix]
-        + [k.cancel, 100],
+        + [k.cancel, 100, int(idle)],
     )
 
 
@@ -115,9 +117,9 @@ async def test_claim_orders_by_priority_then_fifo_and_leases(r: Any, k: QueueKey
         job_fields("y"),
     )
     reply = await claim(r, k, 3)
-    ids = [reply[i] for i in range(2, len(reply), 7)]
+    ids = [reply[i] for i in range(4, len(reply), 7)]
     assert ids == [b"hi", b"x", b"y"]
-    assert reply[0] == -1 and reply[1] > 1_700_000_000_000
+    assert reply[0] == -1 and reply[1] > 1_700_000_000_000 and reply[2:4] == [0, b""]
     assert await r.hget(k.job("hi"), "token") == b"w1:1"
     assert await r.hget(k.job("hi"), "status") == b"in_progress"
     assert await r.zcard(k.leases) == 3
@@ -152,7 +154,7 @@ async def test_fail_retries_then_dead_letters(r: Any, k: QueueKeys) -> None:
     assert await r.zcard(k.leases) == 0
     await r.zadd(k.deferred, {"j": 0})  # make it due now
     reply = await claim(r, k, 1)
-    assert reply[2] == b"j" and reply[5] == 2
+    assert reply[4] == b"j" and reply[7] == 2
     assert await fail(r, k, "j", "w1:2", 0, 2) == 2
     assert await r.hget(k.job("j"), "status") == b"failed"
     [(_, entry)] = await r.xrange(k.dead_letters)
@@ -231,3 +233,27 @@ async def test_poison_pill_after_max_stalls(r: Any, k: QueueKeys) -> None:
         assert reply[:2] == ([1, 0] if stall < 3 else [0, 1])
     assert await r.hget(k.job("j"), "error_type") == b"PoisonPill"
     assert await r.hget(k.job("j"), "status") == b"failed"
+
+
+async def test_a_dead_workers_jobs_come_back_as_suspects_one_per_worker(
+    r: Any, k: QueueKeys
+) -> None:
+    import asyncio
+
+    await enqueue(r, k, job_fields("a"), job_fields("b"), job_fields("c"), job_fields("d"))
+    await claim(r, k, 2, worker="dead", lease_ms=1)  # a and b die together
+    await asyncio.sleep(0.01)
+    assert (await recover(r, k))[:2] == [2, 0]
+    assert await r.hget(k.job("a"), "stalls") is None, "died in company: not blamed"
+    first = await claim(r, k, 5, worker="w1")
+    assert first[3] == b"a" and first[4::7] == [b"a", b"c", b"d"], "one suspect, then the rest"
+    assert first[2] == 1, "b is still waiting"
+    carrying = await claim(r, k, 5, worker="w1", idle=False)
+    assert carrying[4::7] == [] and carrying[2] == 1, "w1 carries a suspect already"
+    other = await claim(r, k, 5, worker="w2")
+    assert other[3] == b"b" and other[2] == 0
+    # w1 dies with a (its one suspect), c and d: only a is blamed
+    await r.zadd(k.leases, {"a": 0, "c": 0, "d": 0})
+    assert (await recover(r, k))[:2] == [3, 0]
+    assert await r.hget(k.job("a"), "stalls") == b"1"
+    assert await r.hget(k.job("c"), "stalls") is None

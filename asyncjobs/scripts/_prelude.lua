@@ -17,10 +17,26 @@ end
 local PRIORITY_LIMIT = 1000
 local SEQ_SPAN = 1099511627776
 
-local function push_ready(ready_key, seq_key, job_key, job_id)
+local function ready_score(seq_key, job_key)
   local priority = tonumber(rcall('HGET', job_key, 'priority') or '0') or 0
-  local seq = rcall('INCR', seq_key) % SEQ_SPAN
-  rcall('ZADD', ready_key, (PRIORITY_LIMIT - priority) * SEQ_SPAN + seq, job_id)
+  priority = math.max(-PRIORITY_LIMIT, math.min(PRIORITY_LIMIT, priority))
+  return (PRIORITY_LIMIT - priority) * SEQ_SPAN + rcall('INCR', seq_key) % SEQ_SPAN
+end
+
+local function push_ready(ready_key, seq_key, job_key, job_id)
+  rcall('ZADD', ready_key, ready_score(seq_key, job_key), job_id)
+end
+
+-- Suspects: jobs that were running on a worker that died. They sit in the ready set after
+-- every ordinary job (scores from SUSPECT_BAND up, still < 2^53), and a worker carries at most
+-- one suspect at a time, beside its ordinary jobs. So when a worker dies, its one suspect is
+-- the one to blame (see recover.lua), and an innocent job that died in company gets a run of
+-- its own and succeeds.
+local SUSPECT_BAND = (2 * PRIORITY_LIMIT + 1) * SEQ_SPAN
+
+local function push_suspect(ready_key, seq_key, job_key, job_id)
+  rcall('HSET', job_key, 'suspect', 1)
+  rcall('ZADD', ready_key, SUSPECT_BAND + ready_score(seq_key, job_key), job_id)
 end
 
 -- Creates one job from the 12 enqueue fields starting at ARGV[b] (see enqueue.lua), unless a

@@ -5,8 +5,9 @@
 -- ARGV[1] job prefix   ARGV[2] worker id   ARGV[3] N (free slots)   ARGV[4] lease ms
 -- ARGV[5] keep ms (for jobs that expired unstarted)   ARGV[6] events channel
 -- ARGV[7] concurrency-group prefix   ARGV[8] rate-limit prefix   ARGV[9] cancel channel
--- ARGV[10] dead-letter cap
--- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), then 7 fields per
+-- ARGV[10] dead-letter cap   ARGV[11] '1' = this worker carries no suspect: it may take one
+-- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), suspects left waiting
+--   (0/1), the id of the suspect handed out in this claim ('' = none), then 7 fields per
 --   claimed job:
 --   id, task, payload, attempts (this try, from 1), max_tries, timeout_ms, enqueued_at_ms}
 -- Each claim's lease token is "<worker id>:<attempts>", unique per job and try; ack, fail,
@@ -53,101 +54,134 @@ local function unblock(group, count)
   end
 end
 
-local out = {-1, now}
+local out = {-1, now, 0, ''}
+-- A worker without a suspect takes the oldest one first (one slot), then ordinary jobs.
+local take_suspect = ARGV[11] == '1'
+if take_suspect then
+  local last = rcall('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  take_suspect = #last > 0 and tonumber(last[2]) >= SUSPECT_BAND
+end
 local claimed, expired = 0, 0
 while claimed < n do
-  local popped = rcall('ZPOPMIN', KEYS[1], n - claimed)
-  if #popped == 0 then break end
+  local popped
+  local suspect_pop = take_suspect
+  if suspect_pop then
+    popped = rcall('ZRANGEBYSCORE', KEYS[1], SUSPECT_BAND, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #popped > 0 then rcall('ZREM', KEYS[1], popped[1]) end
+    take_suspect = false
+  else
+    popped = rcall('ZPOPMIN', KEYS[1], n - claimed)
+  end
+  if #popped == 0 and not suspect_pop then break end
+  local reached_suspects = false
+  if not suspect_pop and #popped > 0 and tonumber(popped[#popped]) >= SUSPECT_BAND then
+    -- only one suspect per worker: put the others back (they are last in line anyway)
+    for i = 1, #popped, 2 do
+      if tonumber(popped[i + 1]) >= SUSPECT_BAND then
+        rcall('ZADD', KEYS[1], popped[i + 1], popped[i])
+        popped[i] = false
+      end
+    end
+    reached_suspects = true
+  end
   for i = 1, #popped, 2 do
     local id, score = popped[i], popped[i + 1]
-    local job_key = job_prefix .. id
-    local f = rcall('HMGET', job_key, 'task', 'payload', 'attempts', 'max_tries', 'timeout',
-      'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot', 'workflow')
-    local previous_attempts = tonumber(f[3] or '0')
-    local expires_at = f[7] and tonumber(f[7])
-    if f[8] == 'queued' and (not f[1] or f[1] == '' or not f[2] or not previous_attempts
-        or (f[7] and not expires_at)) then
-      set_error(job_key, 'PayloadError', 'the job record is corrupt: a task, a payload and ' ..
-        'numeric counters are required (was it written by hand?)', '')
-      local k = {ready = KEYS[1], deferred = KEYS[2], leases = KEYS[3], wake = KEYS[4],
-        seq = KEYS[5]}
-      dead_letter(KEYS[8], tonumber(ARGV[10]), job_key, id, now)
-      wf_member_failed(job_key, id, 'PayloadError', 'corrupt job record', job_prefix,
-        group_prefix, k, now, channel, ARGV[9])
-      finish_job(job_key, id, 'failed', now, keep_ms, channel)
-      rcall('HINCRBY', KEYS[6], 'failed', 1)
-    elseif f[8] == 'queued' then
-      local task = f[1]
-      if expires_at and expires_at <= now then
-        expired = expired + 1
+    if id then
+      local job_key = job_prefix .. id
+      local f = rcall('HMGET', job_key, 'task', 'payload', 'attempts', 'max_tries', 'timeout',
+        'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot', 'workflow')
+      local previous_attempts = tonumber(f[3] or '0')
+      local expires_at = f[7] and tonumber(f[7])
+      if f[8] == 'queued' and (not f[1] or f[1] == '' or not f[2] or not previous_attempts
+          or (f[7] and not expires_at)) then
+        set_error(job_key, 'PayloadError', 'the job record is corrupt: a task, a payload and ' ..
+          'numeric counters are required (was it written by hand?)', '')
         local k = {ready = KEYS[1], deferred = KEYS[2], leases = KEYS[3], wake = KEYS[4],
           seq = KEYS[5]}
-        wf_member_failed(job_key, id, 'JobExpired', 'expired before it started', job_prefix,
+        dead_letter(KEYS[8], tonumber(ARGV[10]), job_key, id, now)
+        wf_member_failed(job_key, id, 'PayloadError', 'corrupt job record', job_prefix,
           group_prefix, k, now, channel, ARGV[9])
-        finish_job(job_key, id, 'expired', now, keep_ms, channel)
-      else
-        local lim = limits_of(task)
-        local group = task
-        if f[9] then group = task .. ':' .. f[9] end
-        local runnable = true
-        if lim[1] > 0 then
-          if rcall('SCARD', group_prefix .. group .. ':running') >= lim[1] then
-            rcall('ZADD', group_prefix .. group .. ':blocked', score, id)
-            rcall('HSET', job_key, 'blocked', group)
-            -- a reserved rate slot is stale by the time a concurrency slot frees: start over
-            if f[10] then rcall('HDEL', job_key, 'rate_slot') end
-            runnable = false
-          end
-        elseif rcall('EXISTS', group_prefix .. group .. ':blocked') == 1 then
-          unblock(group, 1000)
-        end
-        if runnable and lim[2] > 0 and not f[10] then
-          local rate_key = rate_prefix .. task
-          local slot = math.max(tonumber(rcall('GET', rate_key) or '0'), now)
-          rcall('SET', rate_key, slot + lim[2], 'PX', slot + lim[2] - now + 1000)
-          if slot > now then
-            rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', slot, 'rate_slot', 1)
-            rcall('ZADD', KEYS[2], slot, id)
-            runnable = false
-          end
-        end
-        if runnable then
-          local attempts = previous_attempts + 1
-          rcall('HSET', job_key, 'status', 'in_progress', 'attempts', attempts,
-            'started_at', now, 'token', worker .. ':' .. attempts, 'worker', worker)
-          if f[10] then rcall('HDEL', job_key, 'rate_slot') end
-          if attempts > 1 then rcall('HDEL', job_key, 'progress', 'stage', 'message') end
-          if f[11] and rcall('HSETNX', f[11], 'started', 1) == 1 then
-            local w = rcall('HMGET', f[11], 'id', 'job_key')
-            rcall('HSET', w[2], 'status', 'in_progress', 'started_at', now)
-            publish(channel, w[1], 'in_progress')
-          end
+        finish_job(job_key, id, 'failed', now, keep_ms, channel)
+        rcall('HINCRBY', KEYS[6], 'failed', 1)
+      elseif f[8] == 'queued' then
+        local task = f[1]
+        if expires_at and expires_at <= now then
+          expired = expired + 1
+          local k = {ready = KEYS[1], deferred = KEYS[2], leases = KEYS[3], wake = KEYS[4],
+            seq = KEYS[5]}
+          wf_member_failed(job_key, id, 'JobExpired', 'expired before it started', job_prefix,
+            group_prefix, k, now, channel, ARGV[9])
+          finish_job(job_key, id, 'expired', now, keep_ms, channel)
+        else
+          local lim = limits_of(task)
+          local group = task
+          if f[9] then group = task .. ':' .. f[9] end
+          local runnable = true
           if lim[1] > 0 then
-            local running = group_prefix .. group .. ':running'
-            rcall('SADD', running, id)
-            rcall('HSET', job_key, 'group', group)
-            local free = lim[1] - rcall('SCARD', running)
-            if free > 0 then unblock(group, free) end
+            if rcall('SCARD', group_prefix .. group .. ':running') >= lim[1] then
+              rcall('ZADD', group_prefix .. group .. ':blocked', score, id)
+              rcall('HSET', job_key, 'blocked', group)
+              -- a reserved rate slot is stale by the time a concurrency slot frees: start over
+              if f[10] then rcall('HDEL', job_key, 'rate_slot') end
+              runnable = false
+            end
+          elseif rcall('EXISTS', group_prefix .. group .. ':blocked') == 1 then
+            unblock(group, 1000)
           end
-          rcall('ZADD', KEYS[3], now + lease_ms, id)
-          publish(channel, id, 'in_progress')
-          claimed = claimed + 1
-          local o = #out
-          out[o + 1] = id
-          out[o + 2] = task
-          out[o + 3] = f[2]
-          out[o + 4] = attempts
-          out[o + 5] = tonumber(f[4] or '0') or 0
-          out[o + 6] = tonumber(f[5] or '0') or 0
-          out[o + 7] = tonumber(f[6] or '0') or 0
+          if runnable and lim[2] > 0 and not f[10] then
+            local rate_key = rate_prefix .. task
+            local slot = math.max(tonumber(rcall('GET', rate_key) or '0'), now)
+            rcall('SET', rate_key, slot + lim[2], 'PX', slot + lim[2] - now + 1000)
+            if slot > now then
+              rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', slot, 'rate_slot', 1)
+              rcall('ZADD', KEYS[2], slot, id)
+              runnable = false
+            end
+          end
+          if runnable then
+            local attempts = previous_attempts + 1
+            rcall('HSET', job_key, 'status', 'in_progress', 'attempts', attempts,
+              'started_at', now, 'token', worker .. ':' .. attempts, 'worker', worker)
+            if f[10] then rcall('HDEL', job_key, 'rate_slot') end
+            if attempts > 1 then rcall('HDEL', job_key, 'progress', 'stage', 'message') end
+            if f[11] and rcall('HSETNX', f[11], 'started', 1) == 1 then
+              local w = rcall('HMGET', f[11], 'id', 'job_key')
+              rcall('HSET', w[2], 'status', 'in_progress', 'started_at', now)
+              publish(channel, w[1], 'in_progress')
+            end
+            if lim[1] > 0 then
+              local running = group_prefix .. group .. ':running'
+              rcall('SADD', running, id)
+              rcall('HSET', job_key, 'group', group)
+              local free = lim[1] - rcall('SCARD', running)
+              if free > 0 then unblock(group, free) end
+            end
+            rcall('ZADD', KEYS[3], now + lease_ms, id)
+            publish(channel, id, 'in_progress')
+            claimed = claimed + 1
+            if suspect_pop then out[4] = id end
+            local o = #out
+            out[o + 1] = id
+            out[o + 2] = task
+            out[o + 3] = f[2]
+            out[o + 4] = attempts
+            out[o + 5] = tonumber(f[4] or '0') or 0
+            out[o + 6] = tonumber(f[5] or '0') or 0
+            out[o + 7] = tonumber(f[6] or '0') or 0
+          end
         end
       end
     end
   end
+  if reached_suspects then break end
 end
+local last = rcall('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #last > 0 and tonumber(last[2]) >= SUSPECT_BAND then out[3] = 1 end
 if expired > 0 then rcall('HINCRBY', KEYS[6], 'expired', expired) end
 
--- Chain wake-up: if work is left, let the next blocked worker see it.
+-- Chain wake-up: if work is left, let the next blocked worker see it. (A worker that already
+-- carries a suspect and finds only suspects waits for its own jobs, not on the wake key, so
+-- suspects left over cannot make workers wake each other in a loop.)
 if rcall('ZCARD', KEYS[1]) > 0 then rcall('ZADD', KEYS[4], 0, 'w') end
 local nxt = rcall('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
 if #nxt > 0 then out[1] = math.max(0, tonumber(nxt[2]) - now) end

@@ -19,7 +19,7 @@ release_slot(job_key, id, job_prefix, ARGV[12], KEYS[3], KEYS[4])
 set_error(job_key, ARGV[6], ARGV[7], ARGV[8])
 local attempts = tonumber(rcall('HGET', job_key, 'attempts') or '0')
 if delay >= 0 and attempts < max_tries then
-  rcall('HDEL', job_key, 'token')
+  rcall('HDEL', job_key, 'token', 'suspect')  -- it ran and raised: no longer a suspect
   if delay > 0 then
     rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', now + delay)
     rcall('ZADD', KEYS[2], now + delay, id)

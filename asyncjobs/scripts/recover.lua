@@ -8,13 +8,22 @@
 -- ARGV[9] cancel channel
 -- Returns: {recovered, dead_lettered, next_lease_deadline_in_ms (-1 = no leases), then for each
 --   dead-lettered job: id, task, error type, error message}
--- The lost try counts: a job whose tries are used up goes to the dead letters (WorkerLost), and
--- so does one that lost its lease max_stalls times (PoisonPill), so a job that kills every
--- worker that runs it cannot crash workers forever.
+-- The lost try counts: a job whose tries are used up goes to the dead letters (WorkerLost).
+-- Blame: a dead worker's only job in flight, or else its one suspect (a worker carries at most
+-- one), counts a stall; max_stalls stalls make a PoisonPill, dead-lettered so that a job that
+-- kills every worker running it cannot crash workers forever. The others died in company and
+-- are not blamed: every recovered job comes back as a suspect (see push_suspect).
 local now = now_ms()
 local job_prefix, limit = ARGV[1], tonumber(ARGV[2])
 local default_max = tonumber(ARGV[3])
 local expired = rcall('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, limit)
+local in_flight, suspects = {}, {}  -- per dead worker: jobs it held, and suspects among them
+for _, id in ipairs(expired) do
+  local h = rcall('HMGET', job_prefix .. id, 'worker', 'suspect')
+  local holder = h[1] or '?'
+  in_flight[holder] = (in_flight[holder] or 0) + 1
+  if h[2] then suspects[holder] = (suspects[holder] or 0) + 1 end
+end
 local recovered, dead = 0, 0
 local dead_ids = {}
 for _, id in ipairs(expired) do
@@ -30,7 +39,11 @@ for _, id in ipairs(expired) do
     end
     if max_tries <= 0 then max_tries = default_max end
     release_slot(job_key, id, job_prefix, ARGV[7], KEYS[2], KEYS[3])
-    local stalls = rcall('HINCRBY', job_key, 'stalls', 1)
+    local stalls = tonumber(rcall('HGET', job_key, 'stalls') or '0') or 0
+    local holder = f[3] or '?'
+    local blamed = in_flight[holder] == 1
+      or (suspects[holder] == 1 and rcall('HEXISTS', job_key, 'suspect') == 1)
+    if blamed then stalls = rcall('HINCRBY', job_key, 'stalls', 1) end
     local poison = stalls >= tonumber(ARGV[8])
     if poison then
       set_error(job_key, 'PoisonPill', 'the job lost its lease ' .. stalls .. ' times (last: ' ..
@@ -52,7 +65,7 @@ for _, id in ipairs(expired) do
     else
       rcall('HDEL', job_key, 'token')
       rcall('HSET', job_key, 'status', 'queued')
-      push_ready(KEYS[2], KEYS[4], job_key, id)
+      push_suspect(KEYS[2], KEYS[4], job_key, id)
       publish(ARGV[6], id, 'queued')
       recovered = recovered + 1
     end

@@ -8,7 +8,7 @@ local job_key = job_prefix .. id
 if rcall('HGET', job_key, 'token') ~= token then return -1 end
 rcall('ZREM', KEYS[1], id)
 release_slot(job_key, id, job_prefix, ARGV[5], KEYS[2], KEYS[3])
-rcall('HDEL', job_key, 'token')
+rcall('HDEL', job_key, 'token', 'suspect')
 rcall('HINCRBY', job_key, 'attempts', -1)
 rcall('HSET', job_key, 'status', 'queued')
 push_ready(KEYS[2], KEYS[4], job_key, id)

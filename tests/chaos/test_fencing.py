@@ -161,21 +161,18 @@ async def test_a_job_that_kills_its_workers_ends_as_a_poison_pill(
     seen, started = await _run_poison_pill(url, name, spawn, others=300)
     figures(" ".join(f"{k}={v}" for k, v in seen.items()))
     assert str(seen["pill_error"]).split(":")[0] in ("PoisonPill", "WorkerLost")
-    assert seen["pill_runs"] == poison_settings.max_stalls
-    assert seen["restarts"] == poison_settings.max_stalls, "one killed worker per run of it"
+    # Deaths in company are not blamed (the others on that worker are suspects too): the pill
+    # is dead-lettered after killing its worker max_stalls times while running alone, plus at
+    # most the one first run it shared with other jobs.
+    stalls = poison_settings.max_stalls
+    assert stalls <= seen["pill_runs"] <= stalls + 1
+    assert seen["restarts"] == seen["pill_runs"], "one killed worker per run of it"
     assert seen["others_succeeded"] + seen["collateral"] == 300, "no other job was lost"
     assert all("Traceback" not in w.log_text() for w in started)
 
 
 @pytest.mark.chaos
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="asyncjobs weakness: recover.lua counts a stall against every job whose lease ran "
-    "out, so the jobs a worker had claimed in the same batch as a poison pill die with it "
-    "max_stalls times (recovery puts them back together, one idle worker claims them "
-    "together again) and are dead-lettered as PoisonPill although they never crashed anything",
-)
 async def test_jobs_claimed_alongside_a_poison_pill_are_not_dead_lettered(
     chaos_redis: RedisServer,
     spawn: Callable[..., WorkerProcess],

@@ -133,12 +133,6 @@ async def test_latency_does_not_cost_a_healthy_job_its_lease(
 
 @pytest.mark.chaos
 @pytest.mark.timeout(90)
-@pytest.mark.xfail(
-    strict=True,
-    reason="asyncjobs weakness: Finisher._call (asyncjobs/_finisher.py) logs a warning for "
-    "every retry of every pending report, so an outage while N jobs are finishing writes about "
-    "N x (backoff steps) lines: the log grows with concurrency, not with the outage",
-)
 async def test_an_outage_under_load_is_logged_a_bounded_number_of_times(
     redis_factory: Callable[..., RedisServer],
     spawn: Callable[..., WorkerProcess],

@@ -174,11 +174,6 @@ async def test_password_and_acl_user_urls_work_and_wrong_ones_fail_clearly(
 
 
 @pytest.mark.chaos
-@pytest.mark.xfail(
-    strict=True,
-    reason="asyncjobs weakness: _connection.redact() hides only the userinfo password; redis-py "
-    "also takes ?password= in the query string, and that one is printed in errors and logs",
-)
 async def test_a_password_in_the_query_string_is_not_shown() -> None:
     url = f"redis://127.0.0.1:{free_port()}/0?password={PASSWORD}"
     with pytest.raises(RedisUnavailable) as caught:
