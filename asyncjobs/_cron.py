@@ -16,8 +16,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
-from croniter import croniter
-
 from ._keys import QueueKeys
 from ._scripts import run_script
 from ._serde import encode_payload
@@ -75,12 +73,16 @@ class CronJob:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first tick strictly after ``moment`` (aware datetimes)."""
+        from croniter import croniter
+
         at: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_next(
             datetime
         )
         return at
 
     def previous_before(self, moment: datetime) -> datetime:
+        from croniter import croniter
+
         at: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_prev(
             datetime
         )
@@ -124,6 +126,8 @@ def cron(
     if expression is None:
         parts = [minute, hour, day, month, _weekday(weekday), second]
         expression = " ".join(_field(p) for p in parts)
+    from croniter import croniter  # imported here: it costs ~0.2 s, and most apps have no cron
+
     if not croniter.is_valid(expression):
         raise ValueError(f"invalid cron expression {expression!r}")
     if missed not in ("skip", "run_once"):

@@ -140,7 +140,18 @@ class Queue:
         deduplicated)."""
         if is_workflow(task):
             return await self._enqueue_workflow(task, args, kwargs)  # type: ignore[arg-type]
-        return (await self.enqueue_many([(task, args, kwargs)]))[0]  # type: ignore[list-item]
+        # One job: the batch path without its grouping (this is the hot path of most apps).
+        queue_name, fields, task_obj = self._job_fields(task, args, kwargs)  # type: ignore[arg-type]
+        keys = self.keys_for(queue_name)
+        if queue_name not in self._registered:
+            await self._register(queue_name)
+        job_id, duplicate = await run_script(
+            self.client,
+            "enqueue",
+            [keys.ready, keys.deferred, keys.wake, keys.seq, keys.stats],
+            [keys.job_prefix, keys.idempotency_prefix, 1, *fields],
+        )
+        return Job(self, job_id.decode(), queue_name, duplicate=bool(duplicate), task=task_obj)
 
     async def _enqueue_workflow(
         self, node: Node, args: tuple[Any, ...], options: dict[str, Any]

@@ -41,6 +41,17 @@ def rate_interval_ms(rate: RateLimit) -> int:
     return max(1, math.ceil(period * 1000 / count))
 
 
+def _positional_range(signature: inspect.Signature) -> tuple[int, int] | None:
+    """(fewest, most) positional arguments after ctx, for a function with only plain
+    positional parameters; None when binding needs the full rules (kw-only, *args, **kwargs)."""
+    params = list(signature.parameters.values())[1:]
+    plain = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if any(p.kind not in plain for p in params):
+        return None
+    required = sum(1 for p in params if p.default is inspect.Parameter.empty)
+    return required, len(params)
+
+
 def _adapter_for(annotation: Any) -> TypeAdapter[Any] | None:
     """A validator for one annotation, or None when there is nothing worth checking."""
     if annotation in (inspect.Parameter.empty, Any, None, type(None), object):
@@ -100,6 +111,7 @@ class Task(Generic[P, R]):
         self.__name__ = fn.__name__
         self.__wrapped__ = fn
         self._signature = inspect.signature(fn)
+        self._positional_range = _positional_range(self._signature)
         self._validators: dict[str, TypeAdapter[Any]] | None = None
         self._result_adapter: TypeAdapter[Any] | bool | None = False
 
@@ -127,6 +139,9 @@ class Task(Generic[P, R]):
 
     def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
         """Raise TypeError now, at enqueue, if the arguments cannot bind to the function."""
+        span = self._positional_range
+        if not kwargs and span is not None and span[0] <= len(args) <= span[1]:
+            return  # plain positional call of a plain function: nothing more to check
         try:
             self._signature.bind(None, *args, **kwargs)
         except TypeError as exc:
