@@ -1,0 +1,197 @@
+"""The systems run.py compares, and how each one is installed (one virtual environment per peer).
+
+Every peer lives in its own venv under ``benchmarks/.venvs/<venv>`` (git-ignored) because their
+pins clash (arq wants ``redis<6``, taskiq-redis and pydocket want ``redis>=6``, streaq uses
+coredis). Peers come from PyPI through pip; nothing of theirs is copied into this repository.
+
+asyncjobs itself is *not* given a venv: it runs on the interpreter that runs ``run.py`` (the
+project's dev environment, where ``pip install -e '.[dev]'`` points at this working tree).
+run.py checks that interpreter imports asyncjobs from this repository.
+
+Every venv also gets ``hiredis`` (asyncjobs depends on ``redis[hiredis]``, arq already pulls it
+in; giving it to the other redis-py users too keeps the reply parser the same for everyone) and
+``redis`` (the plain client the benchmark tasks use for their one ``INCR``; streaq itself is on
+coredis and does not need it).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+VENVS = HERE / ".venvs"
+ADAPTERS = HERE / "adapters"
+VERSIONS_FILE = VENVS / "versions.json"
+#: py-spy for run.py --profile, in a tools venv of its own
+PYSPY = VENVS / "tools" / "bin" / "py-spy"
+
+
+@dataclass(frozen=True)
+class System:
+    name: str
+    #: venv folder under .venvs/, or None for the interpreter running run.py (asyncjobs)
+    venv: str | None
+    #: pip requirement strings for the venv
+    requirements: tuple[str, ...] = ()
+    #: distributions whose versions are reported
+    report: tuple[str, ...] = ()
+    #: extra environment for the adapter and its workers
+    env: dict[str, str] = field(default_factory=dict)
+    #: adapter script in adapters/
+    adapter: str = ""
+    #: in the default --systems set
+    default: bool = True
+
+    @property
+    def python(self) -> str:
+        if self.venv is None:
+            return sys.executable
+        return str(VENVS / self.venv / "bin" / "python")
+
+    @property
+    def bin_dir(self) -> str:
+        return os.path.dirname(self.python)
+
+
+SYSTEMS: dict[str, System] = {
+    s.name: s
+    for s in (
+        System(
+            "asyncjobs",
+            None,
+            report=("asyncjobs", "redis", "hiredis"),
+            adapter="asyncjobs_bench.py",
+        ),
+        System(
+            "arq",
+            "arq",
+            ("arq", "hiredis"),
+            ("arq", "redis", "hiredis"),
+            adapter="arq_bench.py",
+        ),
+        System(
+            "saq",
+            "saq",
+            ("saq[redis]", "hiredis", "typing_extensions"),  # saq 0.26.4 imports it undeclared
+            ("saq", "redis", "hiredis"),
+            adapter="saq_bench.py",
+        ),
+        System(
+            "streaq",
+            "streaq",
+            ("streaq", "redis", "hiredis"),
+            ("streaq", "coredis", "anyio", "redis"),
+            adapter="streaq_bench.py",
+        ),
+        System(
+            "taskiq",
+            "taskiq",
+            ("taskiq", "taskiq-redis", "hiredis"),
+            ("taskiq", "taskiq-redis", "redis", "hiredis"),
+            env={"BENCH_TASKIQ_BROKER": "stream"},
+            adapter="taskiq_bench.py",
+        ),
+        # Same venv, ListQueueBroker (BRPOP, no acknowledgement: at-most-once). Opt-in only.
+        System(
+            "taskiq_list",
+            "taskiq",
+            ("taskiq", "taskiq-redis", "hiredis"),
+            ("taskiq", "taskiq-redis", "redis", "hiredis"),
+            env={"BENCH_TASKIQ_BROKER": "list"},
+            adapter="taskiq_bench.py",
+            default=False,
+        ),
+        System(
+            "docket",
+            "docket",
+            ("pydocket", "hiredis"),
+            ("pydocket", "redis", "hiredis"),
+            adapter="docket_bench.py",
+        ),
+    )
+}
+
+DEFAULT_SYSTEMS = [s.name for s in SYSTEMS.values() if s.default]
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def installed_versions(system: System) -> dict[str, str]:
+    """Versions of ``system.report`` as seen by the system's own interpreter."""
+    code = (
+        "import json, sys\n"
+        "from importlib.metadata import version, PackageNotFoundError\n"
+        "out = {}\n"
+        "for name in sys.argv[1:]:\n"
+        "    try:\n"
+        "        out[name] = version(name)\n"
+        "    except PackageNotFoundError:\n"
+        "        out[name] = None\n"
+        "print(json.dumps(out))\n"
+    )
+    res = subprocess.run(
+        [system.python, "-c", code, *system.report], capture_output=True, text=True, check=True
+    )
+    return dict(json.loads(res.stdout))
+
+
+def install(names: list[str], upgrade: bool = False) -> dict[str, dict[str, str]]:
+    """Create the venvs (python -m venv) and pip-install each peer; write versions.json."""
+    VENVS.mkdir(exist_ok=True)
+    done: set[str] = set()
+    for name in names:
+        system = SYSTEMS[name]
+        if system.venv is None or system.venv in done:
+            continue
+        done.add(system.venv)
+        venv = VENVS / system.venv
+        if not (venv / "bin" / "python").exists():
+            log(f"[install] python -m venv {venv}")
+            subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+        cmd = [system.python, "-m", "pip", "install", "--quiet", "--disable-pip-version-check"]
+        if upgrade:
+            cmd.append("--upgrade")
+        log(f"[install] {system.venv}: pip install {' '.join(system.requirements)}")
+        subprocess.run([*cmd, *system.requirements], check=True)
+    if not PYSPY.exists():
+        log("[install] tools: python -m venv + pip install py-spy (for run.py --profile)")
+        subprocess.run([sys.executable, "-m", "venv", str(VENVS / "tools")], check=True)
+        subprocess.run(
+            [
+                str(VENVS / "tools" / "bin" / "python"),
+                "-m",
+                "pip",
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                "py-spy",
+            ],
+            check=True,
+        )
+    versions = {name: installed_versions(SYSTEMS[name]) for name in names}
+    old = read_versions()
+    old.update(versions)
+    VERSIONS_FILE.write_text(json.dumps(old, indent=2, sort_keys=True) + "\n")
+    for name, v in versions.items():
+        log(f"[install] {name}: " + ", ".join(f"{k} {val}" for k, val in v.items()))
+    return versions
+
+
+def read_versions() -> dict[str, dict[str, str]]:
+    try:
+        return dict(json.loads(VERSIONS_FILE.read_text()))
+    except (OSError, ValueError):
+        return {}
+
+
+def check_installed(names: list[str]) -> list[str]:
+    """Names of systems whose interpreter is missing (run ``run.py --install`` first)."""
+    return [n for n in names if not os.path.exists(SYSTEMS[n].python)]
