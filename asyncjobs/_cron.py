@@ -158,9 +158,18 @@ class CronScheduler:
         self.jobs: list[CronJob] = list(worker.settings.cron_jobs)
         self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self.jobs:
-            self._task = asyncio.create_task(self._run(), name="asyncjobs-cron")
+    async def start(self) -> None:
+        """Enqueue the start-up ticks (catch-up, run_at_startup) now, before the worker claims
+        anything, then keep firing ticks in the background."""
+        if not self.jobs:
+            return
+        now = datetime.now(timezone.utc)
+        for job in self.jobs:
+            try:
+                await self._at_startup(job, now)
+            except Exception:
+                log.exception("cron %s: start-up tick failed; the schedule goes on", job.name)
+        self._task = asyncio.create_task(self._run(now), name="asyncjobs-cron")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -206,13 +215,7 @@ class CronScheduler:
             if last is not None and last < previous:
                 await self.fire(job, previous)
 
-    async def _run(self) -> None:
-        now = datetime.now(timezone.utc)
-        for job in self.jobs:
-            try:
-                await self._at_startup(job, now)
-            except Exception:
-                log.exception("cron %s: start-up tick failed; the schedule goes on", job.name)
+    async def _run(self, now: datetime) -> None:
         upcoming = {job.name: job.next_after(now) for job in self.jobs}
         while True:
             soonest = min(upcoming.values())

@@ -105,7 +105,7 @@ class Worker:
             )
             self.finisher.start()
             await keeper.start()
-            scheduler.start()
+            await scheduler.start()
             claimer = asyncio.create_task(self._claim_loop(burst), name="asyncjobs-claim")
             stop = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({claimer, stop}, return_when=asyncio.FIRST_COMPLETED)
