@@ -59,6 +59,7 @@ class WorkerMetrics:
             registry=r,
         )
         self.snapshot: dict[str, dict[str, float]] = {}
+        self.enqueued_by_task: dict[str, dict[str, float]] = {}
         r.register(_QueueCollector(self))
 
     def job_started(self, job: ClaimedJob) -> None:
@@ -92,6 +93,11 @@ class WorkerMetrics:
         for name in QUEUE_TOTALS:
             values[name] = float(stats.get(name.encode(), 0))
         self.snapshot[keys.name] = values
+        self.enqueued_by_task[keys.name] = {
+            field[len(b"enqueued:") :].decode(): float(count)
+            for field, count in stats.items()
+            if field.startswith(b"enqueued:")
+        }
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
         """Serve /metrics over HTTP from a daemon thread."""
@@ -124,6 +130,15 @@ class _QueueCollector:
             for queue, values in snapshot.items():
                 counter.add_metric([queue], values[name])
             yield counter
+        by_task = CounterMetricFamily(
+            "asyncjobs_queue_enqueued_by_task",
+            "Jobs enqueued per task in this queue, by every client.",
+            labels=["queue", "task"],
+        )
+        for queue, tasks in dict(self.metrics.enqueued_by_task).items():
+            for task_name, count in tasks.items():
+                by_task.add_metric([queue, task_name], count)
+        yield by_task
         gauge = GaugeMetricFamily("asyncjobs_metrics_refreshed", "Unix time of the last refresh.")
         gauge.add_metric([], time.time())
         yield gauge

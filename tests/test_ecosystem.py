@@ -93,6 +93,8 @@ async def test_metrics_endpoint_counts_jobs(redis_url: str) -> None:
     assert f'asyncjobs_job_queue_wait_seconds_count{{queue="{name}",task="quick"}} 5.0' in text
     assert f'asyncjobs_queue_dead_letters{{queue="{name}"}} 1.0' in text
     assert f'asyncjobs_queue_enqueued_total{{queue="{name}"}} 6.0' in text
+    by_task = f'asyncjobs_queue_enqueued_by_task_total{{queue="{name}",task="quick"}} 5.0'
+    assert by_task in text
 
 
 def test_health_probe(redis_url: str, tmp_path: Path) -> None:

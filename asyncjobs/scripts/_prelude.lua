@@ -42,7 +42,8 @@ end
 -- Creates one job from the 12 enqueue fields starting at ARGV[b] (see enqueue.lua), unless a
 -- job with that id, or the idempotency key, exists. Returns the job id and 1 if it existed.
 local FIELDS_PER_JOB = 12
-local function create_job(ready_key, deferred_key, seq_key, job_prefix, idem_prefix, now, b)
+local function create_job(ready_key, deferred_key, seq_key, job_prefix, idem_prefix, now, b,
+                          stats_key)
   local id, task, payload = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local priority, max_tries, timeout = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local delay, defer_until = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
@@ -70,6 +71,7 @@ local function create_job(ready_key, deferred_key, seq_key, job_prefix, idem_pre
     rcall('HSET', job_key, 'status', 'queued')
     push_ready(ready_key, seq_key, job_key, id)
   end
+  rcall('HINCRBY', stats_key, 'enqueued:' .. task, 1)  -- per task, for metrics (bounded by tasks)
   return id, 0
 end
 

@@ -21,7 +21,7 @@ if unique and last_id then
     return {last_id, 2}
   end
 end
-local id, existed = create_job(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], now, 6)
+local id, existed = create_job(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], now, 6, KEYS[5])
 rcall('HSET', KEYS[6], name, tick .. ' ' .. id)
 if existed == 1 then return {id, 1} end
 rcall('ZADD', KEYS[3], 0, 'w')

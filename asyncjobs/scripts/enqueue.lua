@@ -14,7 +14,7 @@ local out = {}
 local created = 0
 for i = 0, n - 1 do
   local id, existed = create_job(KEYS[1], KEYS[2], KEYS[4], ARGV[1], ARGV[2], now,
-    4 + i * FIELDS_PER_JOB)
+    4 + i * FIELDS_PER_JOB, KEYS[5])
   out[#out + 1] = id
   out[#out + 1] = existed
   created = created + 1 - existed
