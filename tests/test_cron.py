@@ -41,7 +41,8 @@ def _worker(url: str, queue: str, jobs: list[Any]) -> Worker:
 
 
 @pytest.mark.slow
-async def test_two_workers_enqueue_each_tick_once(redis_url: str) -> None:
+async def test_two_workers_enqueue_each_tick_once(backend_url: str) -> None:
+    redis_url = backend_url  # the real server, memory:// and the 3-master cluster
     name = f"cron-{uuid.uuid4().hex[:8]}"
     key = f"test:{name}:runs"
     every_second = [cron(tick, "* * * * * *", args=(key,))]
