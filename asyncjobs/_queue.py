@@ -57,6 +57,34 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+async def redis_now_ms(client: Any) -> int:
+    """Now on Redis's clock (the one every script and heartbeat uses), in ms."""
+    seconds, micros = await client.time()
+    return int(seconds) * 1000 + int(micros) // 1000
+
+
+async def queue_counts(client: Any, keys: QueueKeys) -> dict[str, Any]:
+    """One queue as Redis holds it, in one round trip: ready, deferred, in_progress,
+    dead_letters, live workers, and the stats hash (str -> int)."""
+    now_ms = await redis_now_ms(client)
+    async with client.pipeline(transaction=False) as pipe:
+        pipe.zcard(keys.ready)
+        pipe.zcard(keys.deferred)
+        pipe.zcard(keys.leases)
+        pipe.xlen(keys.dead_letters)
+        pipe.zcount(keys.workers, now_ms, "+inf")
+        pipe.hgetall(keys.stats)
+        ready, deferred, leases, dead, workers, stats = await pipe.execute()
+    return {
+        "ready": ready,
+        "deferred": deferred,
+        "in_progress": leases,
+        "dead_letters": dead,
+        "workers": workers,
+        "stats": {k.decode(): int(v) for k, v in stats.items()},
+    }
+
+
 class Queue:
     """The producer side: ``async with Queue(url) as queue: await queue.enqueue(task, ...)``.
 
@@ -142,16 +170,23 @@ class Queue:
             return await self._enqueue_workflow(task, args, kwargs)  # type: ignore[arg-type]
         # One job: the batch path without its grouping (this is the hot path of most apps).
         queue_name, fields, task_obj = self._job_fields(task, args, kwargs)  # type: ignore[arg-type]
+        job_id, duplicate = await self._enqueue_into(queue_name, [fields])
+        return Job(self, job_id.decode(), queue_name, duplicate=bool(duplicate), task=task_obj)
+
+    async def _enqueue_into(self, queue_name: str, batch: list[list[Any]]) -> list[Any]:
+        """One enqueue script call for jobs of one queue: [id, duplicate] pairs, in order."""
         keys = self.keys_for(queue_name)
         if queue_name not in self._registered:
             await self._register(queue_name)
-        job_id, duplicate = await run_script(
+        argv: list[Any] = [keys.job_prefix, keys.idempotency_prefix, len(batch)]
+        for fields in batch:
+            argv.extend(fields)
+        return await run_script(  # type: ignore[no-any-return]
             self.client,
             "enqueue",
             [keys.ready, keys.deferred, keys.wake, keys.seq, keys.stats],
-            [keys.job_prefix, keys.idempotency_prefix, 1, *fields],
+            argv,
         )
-        return Job(self, job_id.decode(), queue_name, duplicate=bool(duplicate), task=task_obj)
 
     async def _enqueue_workflow(
         self, node: Node, args: tuple[Any, ...], options: dict[str, Any]
@@ -198,17 +233,7 @@ class Queue:
             count += 1
         jobs: list[Job[Any] | None] = [None] * count
         for queue_name, entries in by_queue.items():
-            keys = self.keys_for(queue_name)
-            await self._register(queue_name)
-            argv: list[Any] = [keys.job_prefix, keys.idempotency_prefix, len(entries)]
-            for _, fields, _ in entries:
-                argv.extend(fields)
-            reply = await run_script(
-                self.client,
-                "enqueue",
-                [keys.ready, keys.deferred, keys.wake, keys.seq, keys.stats],
-                argv,
-            )
+            reply = await self._enqueue_into(queue_name, [fields for _, fields, _ in entries])
             for n, (index, _, task_obj) in enumerate(entries):
                 job_id = reply[2 * n]
                 jobs[index] = Job(

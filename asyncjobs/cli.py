@@ -16,7 +16,7 @@ import typer
 from ._connection import DEFAULT_REDIS_URL
 from ._errors import AsyncJobsError, ConfigurationError
 from ._keys import DEFAULT_PREFIX, QueueKeys, queues_registry_key
-from ._queue import Queue
+from ._queue import Queue, queue_counts, redis_now_ms
 from ._settings import WorkerSettings
 from ._worker import Worker
 
@@ -160,29 +160,10 @@ async def _queue_names(q: Queue) -> list[str]:
 
 async def _queue_rows(q: Queue, prefix: str) -> list[dict[str, Any]]:
     rows = []
-    seconds, micros = await q.client.time()
-    now_ms = seconds * 1000 + micros // 1000  # Redis's clock, as the heartbeats use
     for name in await _queue_names(q):
-        k = QueueKeys(name, prefix)
-        async with q.client.pipeline(transaction=False) as pipe:
-            pipe.zcard(k.ready)
-            pipe.zcard(k.deferred)
-            pipe.zcard(k.leases)
-            pipe.xlen(k.dead_letters)
-            pipe.zcount(k.workers, now_ms, "+inf")
-            pipe.hgetall(k.stats)
-            ready, deferred, leases, dead, workers, stats = await pipe.execute()
-        rows.append(
-            {
-                "queue": name,
-                "ready": ready,
-                "deferred": deferred,
-                "in_progress": leases,
-                "dead_letters": dead,
-                "workers": workers,
-                **{k.decode(): int(v) for k, v in stats.items()},
-            }
-        )
+        counts = await queue_counts(q.client, QueueKeys(name, prefix))
+        stats = counts.pop("stats")
+        rows.append({"queue": name, **counts, **stats})
     return rows
 
 
@@ -284,8 +265,7 @@ def health(
     async def go() -> list[str]:
         url = resolve_url(redis_url, settings.redis_url)
         async with Queue(url, prefix=settings.prefix) as q:
-            seconds, micros = await q.client.time()
-            now_ms = seconds * 1000 + micros // 1000
+            now_ms = await redis_now_ms(q.client)
             missing = []
             for name in settings.queues:
                 key = QueueKeys(name, settings.prefix).workers

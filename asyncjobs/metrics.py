@@ -19,6 +19,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "asyncjobs metrics need prometheus-client: pip install 'asyncjobs[metrics]'"
     ) from exc
 
+from ._queue import queue_counts
+
 if TYPE_CHECKING:
     from ._keys import QueueKeys
     from ._runner import ClaimedJob
@@ -79,24 +81,16 @@ class WorkerMetrics:
 
     async def refresh(self, client: Any, keys: QueueKeys) -> None:
         """Read one queue's sizes and totals from Redis (one round trip)."""
-        seconds, micros = await client.time()
-        now_ms = seconds * 1000 + micros // 1000
-        async with client.pipeline(transaction=False) as pipe:
-            pipe.zcard(keys.ready)
-            pipe.zcard(keys.deferred)
-            pipe.zcard(keys.leases)
-            pipe.xlen(keys.dead_letters)
-            pipe.zcount(keys.workers, now_ms, "+inf")
-            pipe.hgetall(keys.stats)
-            *sizes, stats = await pipe.execute()
-        values = dict(zip(QUEUE_GAUGES, (float(v) for v in sizes), strict=True))
+        counts = await queue_counts(client, keys)
+        stats: dict[str, int] = counts["stats"]
+        values = {name: float(counts[name]) for name in QUEUE_GAUGES}
         for name in QUEUE_TOTALS:
-            values[name] = float(stats.get(name.encode(), 0))
+            values[name] = float(stats.get(name, 0))
         self.snapshot[keys.name] = values
         self.enqueued_by_task[keys.name] = {
-            field[len(b"enqueued:") :].decode(): float(count)
+            field.removeprefix("enqueued:"): float(count)
             for field, count in stats.items()
-            if field.startswith(b"enqueued:")
+            if field.startswith("enqueued:")
         }
 
     def serve(self, port: int, host: str = "127.0.0.1") -> None:
