@@ -28,7 +28,10 @@ from .redis_server import RedisServer, free_port
 ROOT = Path(__file__).parent.parent
 
 
-def spawn_worker(url: str, queue: str, log: Path) -> subprocess.Popen[bytes]:
+def spawn_worker(
+    url: str, queue: str, log: Path, settings: str = "tests.crash_tasks:settings"
+) -> subprocess.Popen[bytes]:
+    """An `asyncjobs worker` subprocess on one queue, logging to a file."""
     with log.open("ab") as out:
         return subprocess.Popen(
             [
@@ -36,7 +39,7 @@ def spawn_worker(url: str, queue: str, log: Path) -> subprocess.Popen[bytes]:
                 "-m",
                 "asyncjobs",
                 "worker",
-                "tests.crash_tasks:settings",
+                settings,
                 "--redis-url",
                 url,
                 "--queue",

@@ -17,6 +17,7 @@ from .test_crash import spawn_worker
 from .workflow_tasks import add, collect, describe, explode, slow_square, square, wait_for
 
 TASKS = [add, square, slow_square, collect, explode, describe, wait_for]
+WORKFLOW_SETTINGS = "tests.workflow_tasks:settings"
 
 
 def tag() -> str:
@@ -143,7 +144,7 @@ async def test_sigkill_mid_chord_still_calls_back_once(redis_url: str, tmp_path:
     async with Queue(redis_url, name=name) as queue:
         members = group(slow_square.si(i, 0.01, runs) for i in range(500))
         job = await queue.enqueue(chord(members, collect.s(calls)))
-        victim = spawn_worker_wf(redis_url, name, tmp_path / "victim.log")
+        victim = spawn_worker(redis_url, name, tmp_path / "victim.log", WORKFLOW_SETTINGS)
         try:
             for _ in range(500):  # kill once a good part of the members ran
                 if await queue.client.hlen(runs) >= 150:
@@ -157,7 +158,7 @@ async def test_sigkill_mid_chord_still_calls_back_once(redis_url: str, tmp_path:
                 victim.wait()
         done_before = await queue.client.hlen(runs)
         assert 0 < done_before < 500, "the kill came mid-chord"
-        rescuer = spawn_worker_wf(redis_url, name, tmp_path / "rescuer.log")
+        rescuer = spawn_worker(redis_url, name, tmp_path / "rescuer.log", WORKFLOW_SETTINGS)
         try:
             result = await job.result(timeout=60)
         finally:
@@ -166,18 +167,3 @@ async def test_sigkill_mid_chord_still_calls_back_once(redis_url: str, tmp_path:
         assert result == {"count": 500, "total": sum(i * i for i in range(500)), "first": 0}
         assert int(await queue.client.get(calls)) == 1, "the callback ran exactly once"
         assert await queue.client.hlen(runs) == 500, "every member ran at least once"
-
-
-def spawn_worker_wf(url: str, queue: str, log: Path) -> Any:
-    import subprocess
-    import sys
-
-    with log.open("ab") as out:
-        return subprocess.Popen(
-            [sys.executable, "-m", "asyncjobs", "worker", "tests.workflow_tasks:settings",
-             "--redis-url", url, "--queue", queue, "--log-level", "WARNING"],
-            cwd=Path(__file__).parent.parent, stdout=subprocess.DEVNULL, stderr=out,
-        )  # fmt: skip
-
-
-_ = spawn_worker  # the crash helper this module mirrors
