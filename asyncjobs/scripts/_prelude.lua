@@ -17,14 +17,15 @@ end
 local PRIORITY_LIMIT = 1000
 local SEQ_SPAN = 1099511627776
 
-local function ready_score(seq_key, job_key)
-  local priority = tonumber(rcall('HGET', job_key, 'priority') or '0') or 0
+-- `priority` may be passed by a caller that has it at hand (saves reading it back).
+local function ready_score(seq_key, job_key, priority)
+  priority = tonumber(priority or rcall('HGET', job_key, 'priority') or '0') or 0
   priority = math.max(-PRIORITY_LIMIT, math.min(PRIORITY_LIMIT, priority))
   return (PRIORITY_LIMIT - priority) * SEQ_SPAN + rcall('INCR', seq_key) % SEQ_SPAN
 end
 
-local function push_ready(ready_key, seq_key, job_key, job_id)
-  rcall('ZADD', ready_key, ready_score(seq_key, job_key), job_id)
+local function push_ready(ready_key, seq_key, job_key, job_id, priority)
+  rcall('ZADD', ready_key, ready_score(seq_key, job_key, priority), job_id)
 end
 
 -- Suspects: jobs that were running on a worker that died. They sit in the ready set after
@@ -69,7 +70,7 @@ local function create_job(ready_key, deferred_key, seq_key, job_prefix, idem_pre
     rcall('ZADD', deferred_key, due, id)
   else
     rcall('HSET', job_key, 'status', 'queued')
-    push_ready(ready_key, seq_key, job_key, id)
+    push_ready(ready_key, seq_key, job_key, id, priority)
   end
   rcall('HINCRBY', stats_key, 'enqueued:' .. task, 1)  -- per task, for metrics (bounded by tasks)
   return id, 0
