@@ -212,7 +212,12 @@ async def _stopped(worker: Worker, job: ClaimedJob) -> None:
         if await worker.finisher.requeue(job.keys, job.id, job.token) > 0:
             log.warning("job %s %s requeued: shutdown grace ran out", job.id, job.task_name)
         return
-    log.warning(
+    # A lost lease is already reported once for all its jobs by the lease keeper ("lost the
+    # lease of job(s) ..."): repeating it per job would make an outage's log grow with the
+    # number of jobs in flight.
+    level = logging.DEBUG if job.stop_reason == "lease_lost" else logging.WARNING
+    log.log(
+        level,
         "job %s %s try %d stopped: %s",
         job.id,
         job.task_name,
