@@ -20,6 +20,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._errors import ConfigurationError, RedisUnavailable
+from ._wire import Wire, wire_for
 
 try:
     import hiredis
@@ -95,16 +96,25 @@ def create_client(url: str, *, max_connections: int | None = None) -> Any:
         )
     packing = {"redis": _FastConnection, "rediss": _FastSSLConnection}.get(scheme)
     extra: dict[str, Any] = {"connection_class": packing} if packing and _HIREDIS else {}
-    return aioredis.Redis.from_url(
+    if scheme != "unix":  # redis-py's unix connection refuses TCP options
+        extra["socket_keepalive"] = True
+    client = aioredis.Redis.from_url(
         url,
         **extra,
         max_connections=max_connections,
         socket_connect_timeout=5.0,
-        socket_keepalive=True,
         health_check_interval=30,
         retry=RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
+    if _HIREDIS:
+        setattr(client, "_asyncjobs_wire", wire_for(client))  # noqa: B010 - see wire_of
+    return client
+
+
+def wire_of(client: Any) -> Wire | None:
+    """The lean connection script calls take on this client (plain redis:// and unix://)."""
+    return getattr(client, "_asyncjobs_wire", None)
 
 
 def _split_hosts(url: str) -> tuple[list[tuple[str, int]], str | None, str | None, str]:
@@ -157,7 +167,10 @@ def _sentinel_client(url: str) -> Any:
 
 
 async def close_client(client: Any) -> None:
-    """Close the client's pool, and a Sentinel's own connections with it."""
+    """Close the client's pool (and its Wire), and a Sentinel's own connections with it."""
+    wire = wire_of(client)
+    if wire is not None:
+        wire.close()
     try:
         await client.aclose()
     finally:

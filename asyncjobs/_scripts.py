@@ -10,6 +10,8 @@ from typing import Any
 
 from redis.exceptions import NoScriptError
 
+from ._connection import is_cluster, wire_of
+
 SCRIPT_NAMES = (
     "enqueue",
     "claim",
@@ -51,8 +53,6 @@ def load_scripts() -> dict[str, Script]:
 
 async def preload_scripts(redis: Any) -> None:
     """SCRIPT LOAD every script once (one pipeline), so calls are a single EVALSHA each."""
-    from ._connection import is_cluster
-
     if is_cluster(redis):  # cluster pipelines refuse SCRIPT LOAD; each call goes to all primaries
         for script in load_scripts().values():
             await redis.script_load(script.source)
@@ -66,8 +66,10 @@ async def preload_scripts(redis: Any) -> None:
 async def run_script(redis: Any, name: str, keys: list[str], args: list[Any]) -> Any:
     """EVALSHA the named script; on NOSCRIPT (a restarted or new server) load it and retry."""
     script = load_scripts()[name]
+    wire = wire_of(redis)
+    execute = redis.execute_command if wire is None else wire.call
     try:
-        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+        return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
     except NoScriptError:
         await redis.script_load(script.source)
-        return await redis.evalsha(script.sha, len(keys), *keys, *args)
+        return await execute("EVALSHA", script.sha, len(keys), *keys, *args)

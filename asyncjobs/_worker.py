@@ -10,18 +10,27 @@ import signal
 import socket
 from typing import Any
 
-from redis.exceptions import ResponseError
+from redis.exceptions import NoScriptError, ResponseError
 
-from ._connection import check_reachable, close_client, create_client, is_cluster, redact
+from ._compat import timeout
+from ._connection import (
+    check_reachable,
+    close_client,
+    create_client,
+    is_cluster,
+    redact,
+    wire_of,
+)
 from ._cron import CronScheduler
 from ._finisher import CONNECTION_ERRORS, Finisher
 from ._keys import QueueKeys, queues_registry_key
 from ._leases import LeaseKeeper
 from ._queue import Queue
 from ._runner import ClaimedJob, run_job
-from ._scripts import preload_scripts, run_script
+from ._scripts import load_scripts, preload_scripts, run_script
 from ._settings import WorkerSettings
 from ._task import Task
+from ._wire import Wire, wire_for
 
 log = logging.getLogger("asyncjobs.worker")
 
@@ -51,6 +60,7 @@ class Worker:
         self.state: dict[str, Any] = {}
         self.running: dict[str, tuple[asyncio.Task[None], ClaimedJob]] = {}
         self.client: Any = None
+        self._blocker: Wire | None = None  # a connection of its own for the blocking wait
         self.queue_client: Queue = None  # type: ignore[assignment]
         self.finisher: Finisher = None  # type: ignore[assignment]
         self.jobs_done = 0
@@ -66,6 +76,7 @@ class Worker:
         """Serve until SIGINT/SIGTERM (or ``stop()``); with ``burst`` until nothing is left."""
         s = self.settings
         self.client = create_client(s.redis_url, max_connections=None)
+        self._blocker = wire_for(self.client) if wire_of(self.client) is not None else None
         self.queue_client = Queue(
             s.redis_url,
             name=s.queues[0],
@@ -127,6 +138,8 @@ class Worker:
                     await s.on_shutdown(self.state)
             finally:
                 await self.queue_client.waiters.aclose()
+                if self._blocker is not None:
+                    self._blocker.close()
                 await close_client(self.client)
             self._stopping.clear()  # a stop() before run() counts; after it, run() may start again
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
@@ -232,6 +245,7 @@ class Worker:
     async def _claim_round(self, burst: bool) -> None:
         s = self.settings
         wake_keys = [k.wake for k in self.keys]
+        prefetched: Any = None  # the first queue's claim, already run behind the wake-up
         while True:
             free = s.concurrency - len(self.running)
             if free <= 0:
@@ -240,7 +254,11 @@ class Worker:
                 continue
             next_due_ms, due_key, suspects_left = -1, wake_keys[0], False
             for keys in self.keys:
-                claimed, due_ms, waiting = await self._claim(keys, free)
+                if prefetched is not None:  # asked for no more than `free` slots: still fits
+                    reply, prefetched = prefetched, None
+                else:
+                    reply = await run_script(self.client, "claim", *self._claim_call(keys, free))
+                claimed, due_ms, waiting = self._start_claimed(keys, reply)
                 free -= claimed
                 suspects_left = suspects_left or waiting
                 if due_ms >= 0 and (next_due_ms < 0 or due_ms < next_due_ms):
@@ -255,7 +273,8 @@ class Worker:
                 # for new work every second meanwhile).
                 self._slot_freed.clear()
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(self._slot_freed.wait(), 1.0)
+                    async with timeout(1.0):  # not wait_for: it can swallow our cancellation
+                        await self._slot_freed.wait()
                 continue
             if burst:
                 if not self.running:
@@ -263,12 +282,18 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
-            await self._block_until_woken(wake_keys, next_due_ms, due_key)
+            # Let the jobs just claimed start first (the wake flag waits for us in Redis).
+            await asyncio.sleep(0)
+            prefetched = await self._block_until_woken(wake_keys, next_due_ms, due_key, free)
 
     async def _block_until_woken(
-        self, wake_keys: list[str], next_due_ms: int, due_key: str
-    ) -> None:
+        self, wake_keys: list[str], next_due_ms: int, due_key: str, free: int
+    ) -> Any:
         """Block on the wake keys until an enqueue (or retry, or recovery) writes one.
+
+        With a Wire, the first queue's claim (for ``free`` slots) is pipelined behind the
+        blocking command and its reply returned: waking up and claiming cost one round trip.
+        Otherwise returns None and the caller claims.
 
         Redis checks blocking timeouts only ``hz`` times a second (100 ms by default), so for a
         deferred job's due time we set our own timer and write the wake key ourselves when it
@@ -278,10 +303,21 @@ class Worker:
         if next_due_ms >= 0:
             timer = asyncio.get_running_loop().call_later(next_due_ms / 1000, self._poke, due_key)
         try:
+            if self._blocker is not None:
+                keys, args = self._claim_call(self.keys[0], free)
+                script = load_scripts()["claim"]
+                try:
+                    return await self._blocker.block_then(
+                        ("BZPOPMIN", *wake_keys, MAX_BLOCK_SECONDS),
+                        ("EVALSHA", script.sha, len(keys), *keys, *args),
+                    )
+                except NoScriptError:  # Redis restarted empty: claim the usual way (loads it)
+                    return None
             if len(wake_keys) > 1 and is_cluster(self.client):
                 await self._block_on_cluster(wake_keys)
             else:
                 await self.client.bzpopmin(wake_keys, timeout=MAX_BLOCK_SECONDS)
+            return None
         finally:
             if timer is not None:
                 timer.cancel()
@@ -311,12 +347,10 @@ class Worker:
         self._pokes.add(task)
         task.add_done_callback(self._pokes.discard)
 
-    async def _claim(self, keys: QueueKeys, free: int) -> tuple[int, int, bool]:
-        """Claim up to ``free`` jobs; returns (claimed, next due ms, suspects left waiting)."""
+    def _claim_call(self, keys: QueueKeys, free: int) -> tuple[list[str], list[Any]]:
+        """The claim script's keys and arguments for up to ``free`` jobs of one queue."""
         s = self.settings
-        reply = await run_script(
-            self.client,
-            "claim",
+        return (
             [
                 keys.ready,
                 keys.deferred,
@@ -341,6 +375,9 @@ class Worker:
                 int(self._suspect not in self.running),
             ],
         )
+
+    def _start_claimed(self, keys: QueueKeys, reply: list[Any]) -> tuple[int, int, bool]:
+        """Start a task per job in a claim reply; returns (claimed, next due ms, suspects left)."""
         next_due_ms, now_ms, suspects_left = int(reply[0]), int(reply[1]), bool(reply[2])
         if reply[3]:
             self._suspect = reply[3].decode()

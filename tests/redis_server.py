@@ -25,6 +25,7 @@ class RedisServer:
     extra_args: tuple[str, ...] = ()
     proc: subprocess.Popen[bytes] | None = None
     workdir: str = field(default_factory=lambda: tempfile.mkdtemp(prefix="asyncjobs-redis-"))
+    password: str | None = None  # started with --requirepass; the readiness PING AUTHs first
 
     @property
     def url(self) -> str:
@@ -36,13 +37,17 @@ class RedisServer:
             raise RuntimeError("redis-server not found: apt-get install -y redis-server")
         args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
         args += ["--appendonly", "no", "--dir", self.workdir, *self.extra_args]
+        hello = b"PING\r\n"
+        if self.password is not None:
+            args += ["--requirepass", self.password]
+            hello = f"AUTH {self.password}\r\nPING\r\n".encode()
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
+                    s.sendall(hello)
+                    if b"+PONG" in s.recv(64) or b"+PONG" in s.recv(64):
                         return self
             except OSError:
                 time.sleep(0.02)

@@ -16,6 +16,7 @@ from asyncjobs import (
     Queue,
     ResultNotFound,
     SerializationError,
+    _queue,
     task,
 )
 
@@ -110,13 +111,13 @@ async def test_enqueue_many_keeps_order_and_dedupes(queue: Queue) -> None:
 
 async def test_enqueue_many_is_one_script_call(queue: Queue, monkeypatch: Any) -> None:
     calls: list[Any] = []
-    real = queue.client.evalsha
+    real = _queue.run_script
 
     async def counting(*args: Any) -> Any:
-        calls.append(args[0])
+        calls.append(args[1])
         return await real(*args)
 
-    monkeypatch.setattr(queue.client, "evalsha", counting)
+    monkeypatch.setattr(_queue, "run_script", counting)
     await queue.enqueue_many([(add, (i, 1), {}) for i in range(200)])
     assert len(calls) == 1
 

@@ -6,10 +6,8 @@ from __future__ import annotations
 import ast
 import asyncio
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,33 +22,6 @@ from .helpers import ROOT, SETTINGS, unique
 PACKAGE = ROOT / "asyncjobs"
 UNSAFE_MODULES = {"pickle", "_pickle", "cPickle", "cloudpickle", "dill", "marshal", "shelve"}
 PASSWORD = "s3cret-Pa55"
-
-
-class PasswordRedisServer(RedisServer):
-    """A redis-server started with --requirepass: the readiness PING must AUTH first."""
-
-    def __init__(self, password: str, *extra_args: str) -> None:
-        super().__init__(extra_args=("--requirepass", password, *extra_args))
-        self.password = password
-
-    def start(self) -> PasswordRedisServer:
-        binary = shutil.which("redis-server")
-        assert binary is not None
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", self.workdir, *self.extra_args]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        hello = f"AUTH {self.password}\r\nPING\r\n".encode()
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(hello)
-                    if b"+PONG" in s.recv(64) or b"+PONG" in s.recv(64):
-                        return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server with a password did not start on port {self.port}")
 
 
 @pytest.mark.chaos
@@ -124,7 +95,7 @@ async def _round_trip(url: str, queue_name: str) -> int:
 async def test_password_and_acl_user_urls_work_and_wrong_ones_fail_clearly(
     redis_factory: Callable[..., RedisServer], no_key_leaks: Callable[[str, str], None]
 ) -> None:
-    server = redis_factory(server=PasswordRedisServer(PASSWORD))
+    server = redis_factory(server=RedisServer(password=PASSWORD))
     host = f"127.0.0.1:{server.port}"
     async with Queue(f"redis://:{PASSWORD}@{host}/0") as admin:
         acl = admin.client.execute_command
