@@ -81,6 +81,7 @@ class _Protocol(asyncio.Protocol):
                 future.set_exception(self.lost)
         if self._drained is not None and not self._drained.done():
             self._drained.set_exception(self.lost)
+            self._drained.exception()  # seen here: no "never retrieved" if nobody was waiting
 
     def pause_writing(self) -> None:
         self._drained = asyncio.get_running_loop().create_future()
@@ -93,9 +94,10 @@ class _Protocol(asyncio.Protocol):
     def send(self, args: tuple[Any, ...]) -> asyncio.Future[Any]:
         if self.lost is not None or self.transport is None:
             raise self.lost or RedisConnectionError("not connected to Redis")
+        packed = hiredis.pack_command(args)  # a TypeError here leaves nothing queued
         future = asyncio.get_running_loop().create_future()
         self.pending.append(future)
-        self.transport.write(hiredis.pack_command(args))
+        self.transport.write(packed)
         return future
 
     @property
@@ -112,8 +114,9 @@ class Wire:
     """One lazily opened connection to ``host:port`` (or a unix ``path``); see the module doc.
 
     ``call`` retries a command up to three times when the connection fails (a new connection
-    each time), as the redis-py client does; every script we send is safe to repeat (an enqueue
-    is deduplicated by its job id, a finishing script is fenced by the lease token).
+    each time), as our redis-py client is set up to do: an enqueue sent twice is deduplicated
+    by its job id, a finishing script is fenced by the lease token, and a claim whose reply was
+    lost leaves its jobs to lease recovery.
     """
 
     def __init__(

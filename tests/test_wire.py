@@ -205,3 +205,9 @@ async def test_a_lost_connection_under_block_then_raises_without_stray_errors(
     gc.collect()
     await asyncio.sleep(0.01)
     assert "never retrieved" not in caplog.text
+
+
+async def test_an_argument_that_cannot_be_sent_is_refused_and_queues_nothing(wire: Wire) -> None:
+    with pytest.raises(TypeError):
+        await wire.call("ECHO", object())
+    assert await wire.call("ECHO", "next") == b"next"  # replies still line up with callers
