@@ -30,16 +30,34 @@ async def wire(redis_url: str) -> AsyncIterator[Wire]:
     await client.aclose()
 
 
+@pytest.fixture
+async def blocker(redis_url: str) -> AsyncIterator[Wire]:
+    """A Wire of its own for blocking commands, as a worker has."""
+    found = Wire(**_address(redis_url))
+    yield found
+    found.close()
+
+
+@pytest.fixture
+async def plain(redis_url: str) -> AsyncIterator[aioredis.Redis]:
+    """redis-py on the same server, to look from the outside."""
+    async with aioredis.Redis.from_url(redis_url) as client:
+        yield client
+
+
+@pytest.fixture
+def key() -> str:
+    return f"wire:{os.urandom(4).hex()}"
+
+
 async def test_concurrent_calls_share_one_socket_and_get_their_own_replies(
-    wire: Wire, redis_url: str
+    wire: Wire, plain: aioredis.Redis, key: str
 ) -> None:
-    key = f"wire:{os.urandom(4).hex()}"
     replies = await asyncio.gather(*(wire.call("INCR", key) for _ in range(500)))
     assert replies == list(range(1, 501))  # pipelined in call order, each reply to its caller
     values = await asyncio.gather(wire.call("GET", key), wire.call("LRANGE", key + ":no", 0, -1))
     assert values == [b"500", []]
-    async with aioredis.Redis.from_url(redis_url) as plain:
-        clients = await plain.client_list()
+    clients = await plain.client_list()
     assert sum(1 for c in clients if c["cmd"] in ("incr", "get", "lrange")) == 1
 
 
@@ -53,38 +71,33 @@ async def test_an_error_reply_raises_redis_pys_exception_and_the_socket_stays_us
     assert await wire.call("PING") == b"PONG"
 
 
-async def test_a_cancelled_call_does_not_steal_the_next_reply(wire: Wire) -> None:
-    key = f"wire:{os.urandom(4).hex()}"
+async def test_a_cancelled_call_does_not_steal_the_next_reply(wire: Wire, key: str) -> None:
     slow = asyncio.create_task(wire.call("BLPOP", key, 0.3))
     await asyncio.sleep(0.05)
     slow.cancel()
     assert await wire.call("ECHO", "mine") == b"mine"  # queued behind the BLPOP, then its own
 
 
-async def test_a_cancelled_block_closes_its_connection(redis_url: str) -> None:
-    client = create_client(redis_url)
-    try:
-        blocker = Wire(**_address(redis_url))
-        key = f"wire:{os.urandom(4).hex()}"
-        waiting = asyncio.create_task(blocker.block("BZPOPMIN", key, 30))
-        await asyncio.sleep(0.05)
-        assert await _blocked_clients(client) == 1
-        waiting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        await asyncio.sleep(0.05)
-        assert await _blocked_clients(client) == 0  # not left blocking at the server
-        await client.zadd(key, {"w": 0})
-        assert await blocker.block("BZPOPMIN", key, 1) == [key.encode(), b"w", b"0"]
-        blocker.close()
-    finally:
-        await client.aclose()
+async def test_a_cancelled_block_closes_its_connection(
+    blocker: Wire, plain: aioredis.Redis, key: str
+) -> None:
+    waiting = asyncio.create_task(blocker.block("BZPOPMIN", key, 30))
+    await asyncio.sleep(0.05)
+    assert await _blocked_clients(plain) == 1
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0.05)
+    assert await _blocked_clients(plain) == 0  # not left blocking at the server
+    await plain.zadd(key, {"w": 0})
+    assert await blocker.block("BZPOPMIN", key, 1) == [key.encode(), b"w", b"0"]
 
 
-async def test_a_killed_connection_is_replaced_on_the_next_call(wire: Wire, redis_url: str) -> None:
+async def test_a_killed_connection_is_replaced_on_the_next_call(
+    wire: Wire, plain: aioredis.Redis
+) -> None:
     first = await wire.call("CLIENT", "ID")
-    async with aioredis.Redis.from_url(redis_url) as plain:
-        assert await plain.client_kill_filter(_id=first) == 1
+    assert await plain.client_kill_filter(_id=first) == 1
     await asyncio.sleep(0.05)
     second = await wire.call("CLIENT", "ID")
     assert second != first
@@ -147,60 +160,44 @@ async def _blocked_clients(client: aioredis.Redis) -> int:
     return int(info["blocked_clients"])
 
 
-async def test_block_then_runs_the_second_command_as_the_block_ends(redis_url: str) -> None:
-    client = create_client(redis_url)
-    blocker = Wire(**_address(redis_url))
-    key = f"wire:{os.urandom(4).hex()}"
-    try:
-        waiting = asyncio.create_task(
-            blocker.block_then(("BZPOPMIN", key, 5), ("ZCARD", key + ":after"))
-        )
-        await asyncio.sleep(0.05)
-        await client.zadd(key + ":after", {"a": 1, "b": 2})  # written while the block waits
-        assert not waiting.done()
-        await client.zadd(key, {"w": 0})
-        assert await waiting == 2  # ran after the wake-up, so it saw the later write
-    finally:
-        blocker.close()
-        await client.aclose()
+async def test_block_then_runs_the_second_command_as_the_block_ends(
+    blocker: Wire, plain: aioredis.Redis, key: str
+) -> None:
+    waiting = asyncio.create_task(
+        blocker.block_then(("BZPOPMIN", key, 5), ("ZCARD", key + ":after"))
+    )
+    await asyncio.sleep(0.05)
+    await plain.zadd(key + ":after", {"a": 1, "b": 2})  # written while the block waits
+    assert not waiting.done()
+    await plain.zadd(key, {"w": 0})
+    assert await waiting == 2  # ran after the wake-up, so it saw the later write
 
 
-async def test_a_cancelled_block_then_never_runs_its_second_command(redis_url: str) -> None:
-    client = create_client(redis_url)
-    blocker = Wire(**_address(redis_url))
-    key = f"wire:{os.urandom(4).hex()}"
-    try:
-        waiting = asyncio.create_task(
-            blocker.block_then(("BZPOPMIN", key, 5), ("INCR", key + ":n"))
-        )
-        await asyncio.sleep(0.05)
-        waiting.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await waiting
-        await asyncio.sleep(0.05)
-        await client.zadd(key, {"w": 0})
-        await asyncio.sleep(0.1)
-        assert await client.get(key + ":n") is None
-        assert await client.zcard(key) == 1  # nobody popped the wake-up either
-    finally:
-        blocker.close()
-        await client.aclose()
+async def test_a_cancelled_block_then_never_runs_its_second_command(
+    blocker: Wire, plain: aioredis.Redis, key: str
+) -> None:
+    waiting = asyncio.create_task(blocker.block_then(("BZPOPMIN", key, 5), ("INCR", key + ":n")))
+    await asyncio.sleep(0.05)
+    waiting.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await waiting
+    await asyncio.sleep(0.05)
+    await plain.zadd(key, {"w": 0})
+    await asyncio.sleep(0.1)
+    assert await plain.get(key + ":n") is None
+    assert await plain.zcard(key) == 1  # nobody popped the wake-up either
 
 
 async def test_a_lost_connection_under_block_then_raises_without_stray_errors(
-    redis_url: str, caplog: pytest.LogCaptureFixture
+    blocker: Wire, plain: aioredis.Redis, key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    blocker = Wire(**_address(redis_url))
-    key = f"wire:{os.urandom(4).hex()}"
     waiting = asyncio.create_task(blocker.block_then(("BZPOPMIN", key, 5), ("PING",)))
     await asyncio.sleep(0.05)
-    async with aioredis.Redis.from_url(redis_url) as plain:
-        blocked = [c["id"] for c in await plain.client_list() if c["cmd"] == "bzpopmin"]
-        assert len(blocked) == 1
-        await plain.client_kill_filter(_id=blocked[0])
+    blocked = [c["id"] for c in await plain.client_list() if c["cmd"] == "bzpopmin"]
+    assert len(blocked) == 1
+    await plain.client_kill_filter(_id=blocked[0])
     with pytest.raises(RedisConnectionError):
         await waiting
-    blocker.close()
     del waiting  # its traceback holds the second command's future: let it be collected
     gc.collect()
     await asyncio.sleep(0.01)
