@@ -63,13 +63,18 @@ async def preload_scripts(redis: Any) -> None:
         await pipe.execute()
 
 
+def evalsha_command(name: str, keys: list[str], args: list[Any]) -> tuple[Any, ...]:
+    """The named script's EVALSHA as one command's arguments (for a pipeline or a Wire)."""
+    return ("EVALSHA", load_scripts()[name].sha, len(keys), *keys, *args)
+
+
 async def run_script(redis: Any, name: str, keys: list[str], args: list[Any]) -> Any:
     """EVALSHA the named script; on NOSCRIPT (a restarted or new server) load it and retry."""
-    script = load_scripts()[name]
+    command = evalsha_command(name, keys, args)
     wire = wire_of(redis)
     execute = redis.execute_command if wire is None else wire.call
     try:
-        return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        return await execute(*command)
     except NoScriptError:
-        await redis.script_load(script.source)
-        return await execute("EVALSHA", script.sha, len(keys), *keys, *args)
+        await redis.script_load(load_scripts()[name].source)
+        return await execute(*command)

@@ -27,7 +27,7 @@ from ._keys import QueueKeys, queues_registry_key
 from ._leases import LeaseKeeper
 from ._queue import Queue
 from ._runner import ClaimedJob, run_job
-from ._scripts import load_scripts, preload_scripts, run_script
+from ._scripts import evalsha_command, preload_scripts, run_script
 from ._settings import WorkerSettings
 from ._task import Task
 from ._wire import Wire, wire_for
@@ -304,12 +304,10 @@ class Worker:
             timer = asyncio.get_running_loop().call_later(next_due_ms / 1000, self._poke, due_key)
         try:
             if self._blocker is not None:
-                keys, args = self._claim_call(self.keys[0], free)
-                script = load_scripts()["claim"]
+                claim = evalsha_command("claim", *self._claim_call(self.keys[0], free))
                 try:
                     return await self._blocker.block_then(
-                        ("BZPOPMIN", *wake_keys, MAX_BLOCK_SECONDS),
-                        ("EVALSHA", script.sha, len(keys), *keys, *args),
+                        ("BZPOPMIN", *wake_keys, MAX_BLOCK_SECONDS), claim
                     )
                 except NoScriptError:  # Redis restarted empty: claim the usual way (loads it)
                     return None
