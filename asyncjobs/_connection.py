@@ -15,12 +15,11 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as RedisRetry
-from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from ._errors import ConfigurationError, RedisUnavailable
-from ._wire import Wire, wire_for
+from ._wire import BACKOFF, RETRIES, Wire, wire_for
 
 try:
     import hiredis
@@ -104,7 +103,7 @@ def create_client(url: str, *, max_connections: int | None = None) -> Any:
         max_connections=max_connections,
         socket_connect_timeout=5.0,
         health_check_interval=30,
-        retry=RedisRetry(ExponentialBackoff(cap=2.0, base=0.05), retries=3),
+        retry=RedisRetry(BACKOFF, retries=RETRIES),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
     )
     if _HIREDIS:

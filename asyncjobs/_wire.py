@@ -31,9 +31,10 @@ try:  # redis-py's own mapping of error replies to exception classes (NOSCRIPT, 
 except ImportError:  # pragma: no cover - a redis-py without it: every error is a ResponseError
     _parse_error = ResponseError
 
-#: Connection errors a call is retried on (as redis-py's client is configured in _connection).
+#: How often, and how far apart, a command is retried on a lost connection: for the Wire and
+#: for the redis-py client of _connection alike.
 RETRIES = 3
-_backoff = ExponentialBackoff(cap=2.0, base=0.05)
+BACKOFF = ExponentialBackoff(cap=2.0, base=0.05)
 
 
 class _Protocol(asyncio.Protocol):
@@ -157,7 +158,7 @@ class Wire:
                     if isinstance(exc, RedisConnectionError):
                         raise
                     raise RedisConnectionError(f"cannot reach Redis: {exc}") from exc
-                await asyncio.sleep(_backoff.compute(failures + 1))
+                await asyncio.sleep(BACKOFF.compute(failures + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def block(self, *args: Any) -> Any:
