@@ -20,7 +20,6 @@ import os
 import platform
 import pstats
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -75,6 +74,7 @@ if __name__ == "__main__":
 
 import bench_tasks  # noqa: E402  (the same module the worker imports as benchmarks.bench_tasks)
 import redis.asyncio as aioredis  # noqa: E402
+from redis_process import RedisServer  # noqa: E402
 
 import asyncjobs  # noqa: E402
 from asyncjobs import Queue, WorkerSettings  # noqa: E402
@@ -90,68 +90,6 @@ def log(msg: str) -> None:
 
 
 # -- processes we own -------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    """A throwaway redis-server on 127.0.0.1; ``stop()`` signals only the PID we started."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.workdir = tempfile.mkdtemp(prefix="asyncjobs-bench-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        args = [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", self.workdir, "--daemonize", "no"]
-        args += ["--logfile", os.path.join(self.workdir, "redis.log")]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2) as s:
-                    s.sendall(b"PING\r\n")
-                    if s.recv(16).startswith(b"+PONG"):
-                        return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def version(self) -> str:
-        out = subprocess.run(
-            [shutil.which("redis-server") or "/usr/bin/redis-server", "--version"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout
-        for part in out.split():
-            if part.startswith("v="):
-                return part[2:]
-        return out.strip()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # SIGTERM to exactly this PID
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 class WorkerProcess:
@@ -571,7 +509,7 @@ def main() -> None:
         parser.error("--jobs, --repeat and --latency-jobs must be positive")
 
     started = time.perf_counter()
-    server = RedisServer().start()
+    server = RedisServer("asyncjobs-bench-redis-").start()
     logdir = tempfile.mkdtemp(prefix="asyncjobs-bench-logs-")
     log(f"redis-server pid {server.proc.pid if server.proc else '?'} on {server.url}")
     try:

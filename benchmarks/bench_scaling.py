@@ -21,7 +21,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import bench_tasks
-from bench_asyncjobs import RedisServer, WorkerProcess
+from bench_asyncjobs import WorkerProcess
+from redis_process import RedisServer
 
 from asyncjobs import Queue
 

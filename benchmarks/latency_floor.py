@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import redis.asyncio as aioredis
-from bench_asyncjobs import RedisServer
+from redis_process import RedisServer
 
 from asyncjobs._wire import Wire
 

@@ -25,7 +25,6 @@ import json
 import os
 import platform
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,6 +38,7 @@ ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
 import peers  # noqa: E402
+from redis_process import RedisServer  # noqa: E402
 
 SCENARIOS = [
     "enqueue_seq",
@@ -67,68 +67,6 @@ SHORT_METRIC = {
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-# -- redis-server (the only one: shared by every system) -------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class RedisServer:
-    def __init__(self) -> None:
-        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
-        self.port = free_port()
-        self.workdir = tempfile.mkdtemp(prefix="peers-bench-redis-")
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> RedisServer:
-        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", ""]
-        args += ["--appendonly", "no", "--dir", self.workdir, "--daemonize", "no"]
-        args += ["--logfile", os.path.join(self.workdir, "redis.log")]
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and self.proc.poll() is None:
-            try:
-                if self.command("PING").startswith(b"+PONG"):
-                    return self
-            except OSError:
-                time.sleep(0.02)
-        self.stop()
-        raise RuntimeError(f"redis-server did not start on port {self.port}")
-
-    def command(self, *argv: str) -> bytes:
-        """One command over a plain socket (RESP array); returns the raw first reply chunk."""
-        payload = f"*{len(argv)}\r\n" + "".join(f"${len(a)}\r\n{a}\r\n" for a in argv)
-        with socket.create_connection(("127.0.0.1", self.port), timeout=5) as s:
-            s.sendall(payload.encode())
-            return s.recv(65536)
-
-    def flushdb(self) -> None:
-        if not self.command("FLUSHDB").startswith(b"+OK"):
-            raise RuntimeError("FLUSHDB failed")
-
-    def version(self) -> str:
-        out = subprocess.run([self.binary, "--version"], capture_output=True, text=True).stdout
-        return next((p[2:] for p in out.split() if p.startswith("v=")), out.strip())
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()  # exactly this PID
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
-        shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 # -- running adapters -------------------------------------------------------------------------
@@ -488,7 +426,7 @@ def main() -> None:
         versions["asyncjobs"]["asyncjobs"] += f" ({git_rev(args.rev)}, --loop {ASYNCJOBS_LOOP})"
     started = time.perf_counter()
     load_before = os.getloadavg()
-    server = RedisServer().start()
+    server = RedisServer("peers-bench-redis-").start()
     log(
         f"redis-server pid {server.proc.pid if server.proc else '?'} on {server.url}; "
         f"worker logs and adapter stderr in {logdir}"
