@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator
@@ -124,6 +125,26 @@ async def test_claim_orders_by_priority_then_fifo_and_leases(r: Any, k: QueueKey
     assert await r.hget(k.job("hi"), "status") == b"in_progress"
     assert await r.zcard(k.leases) == 3
     assert await r.zcard(k.wake) == 1, "work is left, so the next worker is woken (chain wake)"
+
+
+async def test_rate_limited_starts_stay_an_interval_apart_after_a_late_claim(
+    r: Any, k: QueueKeys
+) -> None:
+    """Reserved slots that all fell due while no worker looked start one by one, not together."""
+    await r.hset(k.limits, "t:interval_ms", 200)
+    await enqueue(r, k, job_fields("a"), job_fields("b"), job_fields("c"))
+    reply = await claim(r, k, 3)
+    assert [reply[i] for i in range(4, len(reply), 7)] == [b"a"], "b and c reserve later slots"
+    assert await r.zrange(k.deferred, 0, -1) == [b"b", b"c"]
+    await asyncio.sleep(0.5)  # both reserved slots (+200, +400 ms) have passed
+    reply = await claim(r, k, 3)
+    assert [reply[i] for i in range(4, len(reply), 7)] == [b"b"]
+    b_started = int(await r.hget(k.job("b"), "started_at"))
+    status, slot = await r.hmget(k.job("c"), "status", "scheduled_at")
+    assert status == b"deferred"
+    assert int(float(slot)) == b_started + 200, "c waits one interval after b's actual start"
+    assert await r.zscore(k.deferred, "c") == int(float(slot))
+    await r.hset(k.limits, "t:interval_ms", 0)
 
 
 async def test_fencing_refuses_an_old_token(r: Any, k: QueueKeys) -> None:

@@ -15,7 +15,8 @@
 -- Invariants: a claimed job moves from ready to leases with status in_progress. A job over its
 --   task's max_concurrency waits in its group's blocked set (status queued) until a slot is
 --   released; a job over its task's rate limit is deferred to the next free start slot, which
---   it reserves (rate_slot), so waiting jobs are never busy-looped. A corrupt job record (no
+--   it reserves (rate_slot), so waiting jobs are never busy-looped. Two starts of a task are
+--   never closer than its interval: a reserved slot taken late pushes the next one back. A corrupt job record (no
 --   task or payload, non-numeric counters) is dead-lettered here: this script must never stop
 --   half-way, since Redis keeps what a failed script already wrote.
 local now = now_ms()
@@ -42,6 +43,16 @@ local function limits_of(task)
     limit_cache[task] = l
   end
   return l
+end
+
+-- A task's rate state: the next free start slot and the last actual start, both in ms
+-- ("<next> <last>"; a bare number, as older versions wrote, is a next slot alone).
+local function rate_state(key)
+  local v = rcall('GET', key)
+  if not v then return 0, 0 end
+  local next_free, last_start = string.match(v, '^(%d+) (%d+)$')
+  if next_free then return tonumber(next_free), tonumber(last_start) end
+  return tonumber(v) or 0, 0
 end
 
 -- Moves every job waiting in a group back to ready (its limit was lifted or raised).
@@ -128,15 +139,22 @@ while claimed < n do
           elseif rcall('EXISTS', group_prefix .. group .. ':blocked') == 1 then
             unblock(group, 1000)
           end
-          if runnable and lim[2] > 0 and not f[10] then
+          if runnable and lim[2] > 0 then
             local rate_key = rate_prefix .. task
-            local slot = math.max(tonumber(rcall('GET', rate_key) or '0'), now)
-            rcall('SET', rate_key, slot + lim[2], 'PX', slot + lim[2] - now + 1000)
+            local next_free, last_start = rate_state(rate_key)
+            -- never closer than one interval to the last start, even when a slot is taken late
+            local slot = math.max(now, last_start + lim[2])
+            if not f[10] then slot = math.max(slot, next_free) end
             if slot > now then
               rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', slot, 'rate_slot', 1)
               rcall('ZADD', KEYS[2], slot, id)
               runnable = false
+              next_free = math.max(next_free, slot + lim[2])
+            else
+              last_start = now
+              next_free = math.max(next_free, now + lim[2])
             end
+            rcall('SET', rate_key, next_free .. ' ' .. last_start, 'PX', next_free - now + 1000)
           end
           if runnable then
             local attempts = previous_attempts + 1
