@@ -247,6 +247,10 @@ class Worker:
         wake_keys = [k.wake for k in self.keys]
         prefetched: Any = None  # the first queue's claim, already run behind the wake-up
         while True:
+            if self._stopping.is_set() and prefetched is None:
+                # run() cancels us on stop, but on Python < 3.12 a cancellation that lands as
+                # an awaited reply arrives can be swallowed (wait_for): never block again.
+                return
             free = s.concurrency - len(self.running)
             if free <= 0:
                 self._slot_freed.clear()
@@ -282,6 +286,8 @@ class Worker:
                 self._slot_freed.clear()
                 await self._slot_freed.wait()
                 continue
+            if self._stopping.is_set():
+                return  # (see the top of the loop)
             # Let the jobs just claimed start first (the wake flag waits for us in Redis).
             await asyncio.sleep(0)
             prefetched = await self._block_until_woken(wake_keys, next_due_ms, due_key, free)

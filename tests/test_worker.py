@@ -320,6 +320,36 @@ async def test_graceful_shutdown_lets_running_jobs_finish(queue: Queue) -> None:
     assert await job.result(timeout=1) == "finished"
 
 
+async def test_stop_holds_even_if_the_claim_loop_misses_its_cancellation(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On Python < 3.12 a cancellation that lands as a reply arrives can be swallowed
+    (asyncio.wait_for, async-timeout): the claim loop must still stop, not block for 30 s."""
+    import asyncjobs._worker as worker_module
+
+    real_run_script = worker_module.run_script
+    worker = Worker(WorkerSettings(redis_url=queue.url, functions=[add], queues=[queue.name]))
+
+    async def claim_that_swallows_the_stop(client: Any, name: str, *args: Any) -> Any:
+        reply = asyncio.ensure_future(real_run_script(client, name, *args))
+        if name == "claim":
+            worker.stop()  # run() cancels the claim loop while this reply is on its way
+        try:
+            return await asyncio.shield(reply)
+        except asyncio.CancelledError:
+            return await reply  # ... and the cancellation is lost, as wait_for can lose it
+
+    monkeypatch.setattr(worker_module, "run_script", claim_that_swallows_the_stop)
+    job = await queue.enqueue(add, 1, 2)
+    run = asyncio.create_task(worker.run(handle_signals=False))
+    done, _ = await asyncio.wait({run}, timeout=5)
+    if not done:  # clean up as far as a cancel can, then fail
+        run.cancel()
+        await asyncio.wait({run}, timeout=5)
+    assert done, "stop() was missed: the claim loop went back to blocking"
+    assert await job.result(timeout=1) == 3, "the job claimed while stopping still ran"
+
+
 async def test_shutdown_past_grace_requeues_without_spending_a_try(queue: Queue) -> None:
     started = asyncio.Event()
 
