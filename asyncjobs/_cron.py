@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
 from typing import TYPE_CHECKING, Any, Literal
 
+from ._compat import cancel_and_wait
 from ._keys import QueueKeys
 from ._scripts import run_script
 from ._serde import encode_payload
@@ -173,9 +174,8 @@ class CronScheduler:
 
     async def stop(self) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(BaseException):
-                await self._task
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(self._task)
             self._task = None
 
     def _keys(self, job: CronJob) -> QueueKeys:

@@ -9,7 +9,6 @@ runs out and the job runs again (at-least-once).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from typing import Any
@@ -17,6 +16,7 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ._compat import cancel_and_wait
 from ._keys import QueueKeys
 from ._scripts import run_script
 
@@ -59,9 +59,7 @@ class Finisher:
         while self._outstanding:
             self._wakeup.set()
             await asyncio.gather(*self._outstanding, return_exceptions=True)
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await cancel_and_wait(self._task)
         self._task = None
 
     async def succeed(self, keys: QueueKeys, job_id: str, token: str, result: bytes) -> bool:

@@ -9,6 +9,7 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from ._compat import cancel_and_wait
 from ._connection import open_pubsub
 from ._context import Context
 from ._errors import WorkerLost
@@ -40,8 +41,8 @@ class LeaseKeeper:
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
-            with contextlib.suppress(BaseException):
-                await task
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(task)
         self._tasks = []
         with contextlib.suppress(*CONNECTION_ERRORS):
             await self._leave()

@@ -16,6 +16,7 @@ from typing import Any
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from ._compat import cancel_and_wait
 from ._connection import open_pubsub
 
 log = logging.getLogger("asyncjobs.client")
@@ -88,9 +89,8 @@ class Waiters:
 
     async def aclose(self) -> None:
         if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self._reader
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(self._reader)
             self._reader = None
         if self._pubsub is not None:
             with contextlib.suppress(Exception):

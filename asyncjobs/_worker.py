@@ -12,7 +12,7 @@ from typing import Any
 
 from redis.exceptions import NoScriptError, ResponseError
 
-from ._compat import timeout
+from ._compat import cancel_and_wait, timeout
 from ._connection import (
     check_reachable,
     close_client,
@@ -120,10 +120,8 @@ class Worker:
             claimer = asyncio.create_task(self._claim_loop(burst), name="asyncjobs-claim")
             stop = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({claimer, stop}, return_when=asyncio.FIRST_COMPLETED)
-            claimer.cancel()
             stop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await claimer
+            await cancel_and_wait(claimer)
             await scheduler.stop()
             await self._drain()
             await self.finisher.stop()
