@@ -52,13 +52,18 @@ class Finisher:
     def start(self) -> None:
         self._task = asyncio.create_task(self._flush_forever(), name="asyncjobs-acks")
 
-    async def stop(self) -> None:
-        """Flush what is pending, then stop."""
+    async def stop(self, grace: float | None = None) -> None:
+        """Flush what is pending (giving up after ``grace`` seconds, if given), then stop."""
         if self._task is None:
             return
+        loop = asyncio.get_running_loop()
+        deadline = None if grace is None else loop.time() + grace
         while self._outstanding:
+            left = None if deadline is None else deadline - loop.time()
+            if left is not None and left <= 0:
+                break  # unreported jobs come back when their leases run out
             self._wakeup.set()
-            await asyncio.gather(*self._outstanding, return_exceptions=True)
+            await asyncio.wait(set(self._outstanding), timeout=left)
         await cancel_and_wait(self._task)
         self._task = None
 

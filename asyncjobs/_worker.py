@@ -90,7 +90,8 @@ class Worker:
         installed = self._install_signals() if handle_signals else []
         keeper = LeaseKeeper(self)
         scheduler = CronScheduler(self)
-        started = False
+        started = stopped_cleanly = False
+        claimer: asyncio.Task[None] | None = None
         try:
             await check_reachable(self.client, s.redis_url)
             await preload_scripts(self.client)
@@ -126,7 +127,10 @@ class Worker:
             await self._drain()
             await self.finisher.stop()
             await keeper.stop()
+            stopped_cleanly = True
         finally:
+            if not stopped_cleanly:  # cancelled, or failed part-way
+                await self._stop_at_once(claimer)
             for sig in installed:
                 asyncio.get_running_loop().remove_signal_handler(sig)
             await scheduler.stop()
@@ -195,6 +199,23 @@ class Worker:
         if pending:
             self._cancel_running("shutdown")
             await asyncio.wait(pending)
+
+    async def _stop_at_once(self, claimer: asyncio.Task[None] | None) -> None:
+        """run() was cancelled (or failed): stop claiming, cancel the running jobs (each is
+        requeued, its try given back) and report what finished, within the grace period. A
+        report that cannot land by then is left to lease expiry, as after a crash."""
+        self._stopping.set()
+        if claimer is not None:
+            with contextlib.suppress(Exception):
+                await cancel_and_wait(claimer)
+        self._cancel_running("shutdown")
+        tasks = [t for t, _ in self.running.values()]
+        if tasks:
+            _, late = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace)
+            for task in late:
+                with contextlib.suppress(Exception):
+                    await cancel_and_wait(task)
+        await self.finisher.stop(grace=self.settings.shutdown_grace)
 
     def _cancel_running(self, reason: str, job_ids: Any = None) -> None:
         for job_id in list(job_ids if job_ids is not None else self.running):

@@ -350,6 +350,30 @@ async def test_stop_holds_even_if_the_claim_loop_misses_its_cancellation(
     assert await job.result(timeout=1) == 3, "the job claimed while stopping still ran"
 
 
+async def test_cancelling_run_stops_everything_it_started(queue: Queue) -> None:
+    """Cancelling the task that runs Worker.run() (asyncio.run's teardown does) stops at once:
+    no background task is left behind and the running job is requeued with its try given back."""
+    started = asyncio.Event()
+
+    @task(name="long_one")
+    async def long_one(ctx: Context) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    before = asyncio.all_tasks()
+    worker = Worker(WorkerSettings(redis_url=queue.url, functions=[long_one], queues=[queue.name]))
+    run = asyncio.create_task(worker.run(handle_signals=False))
+    job = await queue.enqueue(long_one)
+    await asyncio.wait_for(started.wait(), 5)
+    run.cancel()
+    done, _ = await asyncio.wait({run}, timeout=10)
+    assert done and run.cancelled()
+    left = [t for t in asyncio.all_tasks() - before if t is not asyncio.current_task()]
+    assert left == [], "every task the worker started has ended"
+    info = await job.info()
+    assert info.status is JobStatus.QUEUED and info.attempts == 0
+
+
 async def test_shutdown_past_grace_requeues_without_spending_a_try(queue: Queue) -> None:
     started = asyncio.Event()
 
