@@ -94,6 +94,11 @@ class QueueKeys:
         return f"{self.tag}:rate:"
 
     @property
+    def rate_started_prefix(self) -> str:
+        """``<prefix><task>`` holds a rate-limited task's last actual start (ms, Redis clock)."""
+        return f"{self.tag}:rate-started:"
+
+    @property
     def events(self) -> str:
         """Pub/sub channel: ``<job id> <status>`` on every visible job change."""
         return f"{self.tag}:events"

@@ -396,6 +396,7 @@ class Worker:
                 keys.cancel,
                 s.dead_letter_maxlen,
                 int(self._suspect not in self.running),
+                keys.rate_started_prefix,
             ],
         )
 

@@ -49,7 +49,7 @@ async def claim(
         "claim",
         [k.ready, k.deferred, k.leases, k.wake, k.seq, k.stats, k.limits, k.dead_letters],
         [k.job_prefix, worker, n, lease_ms, 60000, k.events, k.group_prefix, k.rate_prefix]
-        + [k.cancel, 100, int(idle)],
+        + [k.cancel, 100, int(idle), k.rate_started_prefix],
     )
 
 

@@ -6,6 +6,7 @@
 -- ARGV[5] keep ms (for jobs that expired unstarted)   ARGV[6] events channel
 -- ARGV[7] concurrency-group prefix   ARGV[8] rate-limit prefix   ARGV[9] cancel channel
 -- ARGV[10] dead-letter cap   ARGV[11] '1' = this worker carries no suspect: it may take one
+-- ARGV[12] rate-limit last-start prefix
 -- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), suspects left waiting
 --   (0/1), the id of the suspect handed out in this claim ('' = none), then 7 fields per
 --   claimed job:
@@ -16,9 +17,9 @@
 --   task's max_concurrency waits in its group's blocked set (status queued) until a slot is
 --   released; a job over its task's rate limit is deferred to the next free start slot, which
 --   it reserves (rate_slot), so waiting jobs are never busy-looped. Two starts of a task are
---   never closer than its interval: a reserved slot taken late pushes the next one back. A corrupt job record (no
---   task or payload, non-numeric counters) is dead-lettered here: this script must never stop
---   half-way, since Redis keeps what a failed script already wrote.
+--   never closer than its interval: a reserved slot taken late pushes the next one back. A
+--   corrupt job record (no task or payload, non-numeric counters) is dead-lettered here: this
+--   script must never stop half-way, since Redis keeps what a failed script already wrote.
 local now = now_ms()
 local job_prefix, worker, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
 local lease_ms, keep_ms, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
@@ -43,16 +44,6 @@ local function limits_of(task)
     limit_cache[task] = l
   end
   return l
-end
-
--- A task's rate state: the next free start slot and the last actual start, both in ms
--- ("<next> <last>"; a bare number, as older versions wrote, is a next slot alone).
-local function rate_state(key)
-  local v = rcall('GET', key)
-  if not v then return 0, 0 end
-  local next_free, last_start = string.match(v, '^(%d+) (%d+)$')
-  if next_free then return tonumber(next_free), tonumber(last_start) end
-  return tonumber(v) or 0, 0
 end
 
 -- Moves every job waiting in a group back to ready (its limit was lifted or raised).
@@ -140,8 +131,9 @@ while claimed < n do
             unblock(group, 1000)
           end
           if runnable and lim[2] > 0 then
-            local rate_key = rate_prefix .. task
-            local next_free, last_start = rate_state(rate_key)
+            local rate_key, started_key = rate_prefix .. task, ARGV[12] .. task
+            local next_free = tonumber(rcall('GET', rate_key) or '0') or 0
+            local last_start = tonumber(rcall('GET', started_key) or '0') or 0
             -- never closer than one interval to the last start, even when a slot is taken late
             local slot = math.max(now, last_start + lim[2])
             if not f[10] then slot = math.max(slot, next_free) end
@@ -151,10 +143,10 @@ while claimed < n do
               runnable = false
               next_free = math.max(next_free, slot + lim[2])
             else
-              last_start = now
+              rcall('SET', started_key, now, 'PX', lim[2] + 1000)
               next_free = math.max(next_free, now + lim[2])
             end
-            rcall('SET', rate_key, next_free .. ' ' .. last_start, 'PX', next_free - now + 1000)
+            rcall('SET', rate_key, next_free, 'PX', next_free - now + 1000)
           end
           if runnable then
             local attempts = previous_attempts + 1
