@@ -161,15 +161,6 @@ class Wire:
                 await asyncio.sleep(BACKOFF.compute(failures + 1))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    async def block(self, *args: Any) -> Any:
-        """A blocking command (BZPOPMIN...) on a Wire used for nothing else: if the caller is
-        cancelled the connection is closed, so no later command queues behind the block."""
-        try:
-            return await self.call(*args)
-        except asyncio.CancelledError:
-            self.close()
-            raise
-
     async def block_then(self, blocking: tuple[Any, ...], then: tuple[Any, ...]) -> Any:
         """Send a blocking command and, pipelined behind it, ``then``; return ``then``'s reply.
 

@@ -81,7 +81,7 @@ async def test_a_cancelled_call_does_not_steal_the_next_reply(wire: Wire, key: s
 async def test_a_cancelled_block_closes_its_connection(
     blocker: Wire, plain: aioredis.Redis, key: str
 ) -> None:
-    waiting = asyncio.create_task(blocker.block("BZPOPMIN", key, 30))
+    waiting = asyncio.create_task(blocker.block_then(("BZPOPMIN", key, 30), ("PING",)))
     await asyncio.sleep(0.05)
     assert await _blocked_clients(plain) == 1
     waiting.cancel()
@@ -90,7 +90,8 @@ async def test_a_cancelled_block_closes_its_connection(
     await asyncio.sleep(0.05)
     assert await _blocked_clients(plain) == 0  # not left blocking at the server
     await plain.zadd(key, {"w": 0})
-    assert await blocker.block("BZPOPMIN", key, 1) == [key.encode(), b"w", b"0"]
+    assert await blocker.block_then(("BZPOPMIN", key, 1), ("ZRANGE", key, 0, -1)) == []
+    assert await blocker.call("ECHO", "again") == b"again", "a new connection took over"
 
 
 async def test_a_killed_connection_is_replaced_on_the_next_call(
