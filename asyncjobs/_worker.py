@@ -268,7 +268,8 @@ class Worker:
         while True:
             if self._stopping.is_set() and prefetched is None:
                 # run() cancels us on stop, but on Python < 3.12 a cancellation that lands as
-                # an awaited reply arrives can be swallowed (wait_for): never block again.
+                # an awaited reply arrives can be swallowed (wait_for). cancel_and_wait would
+                # cancel again; this makes sure no job is claimed after the stop meanwhile.
                 return
             free = s.concurrency - len(self.running)
             if free <= 0:
