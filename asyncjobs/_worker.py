@@ -435,6 +435,10 @@ class Worker:
         except Exception:  # a bug of ours or a hook: the lease will bring the job back
             log.exception("job %s: unexpected error while finishing it", job.id)
         finally:
-            self.running.pop(job.id, None)
+            # Only our own entry: after a lost lease this worker may hold the job's next try
+            # under the same id (reclaimed while this one still reported), and that try's
+            # lease must go on being renewed.
+            if self.running.get(job.id, (None, None))[1] is job:
+                del self.running[job.id]
             self.jobs_done += 1
             self._slot_freed.set()

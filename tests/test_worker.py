@@ -374,6 +374,33 @@ async def test_cancelling_run_stops_everything_it_started(queue: Queue) -> None:
     assert info.status is JobStatus.QUEUED and info.attempts == 0
 
 
+async def test_a_finished_try_leaves_the_next_try_of_its_job_in_place(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After a lost lease the same worker can reclaim the job while the old try still reports:
+    the old try ending must not drop the new one from `running` (whose lease would then never
+    be renewed, run out, and be reclaimed again: a loop the chaos outage test once hit)."""
+    import asyncjobs._worker as worker_module
+    from asyncjobs._runner import ClaimedJob
+
+    async def reported(worker: Any, job: ClaimedJob) -> None:
+        return None
+
+    monkeypatch.setattr(worker_module, "run_job", reported)
+    worker = Worker(WorkerSettings(redis_url=queue.url, functions=[add], queues=[queue.name]))
+    keys = queue.keys_for(queue.name)
+    tries = [
+        ClaimedJob(keys, "j", "add", b"[[],{}]", n, 3, 0, 0, f"{worker.id}:{n}") for n in (1, 2)
+    ]
+    second = asyncio.get_running_loop().create_future()
+    worker.running["j"] = (second, tries[1])  # type: ignore[assignment]
+    await worker._run(tries[0])  # the first try ends after the second was claimed
+    assert worker.running["j"][1] is tries[1]
+    await worker._run(tries[1])
+    assert "j" not in worker.running
+    second.cancel()
+
+
 async def test_shutdown_past_grace_requeues_without_spending_a_try(queue: Queue) -> None:
     started = asyncio.Event()
 
