@@ -22,7 +22,9 @@ _ARQ_KEYS = {
 class Context:
     """Passed as the first argument of every task.
 
-    ``ctx["db"]`` reads and writes the worker-wide state that ``on_startup`` filled (arq-style).
+    ``ctx["db"]`` reads the worker-wide state that ``on_startup`` filled (arq-style). Each job
+    gets its own copy of it: a write made while the job runs (in the task, or in
+    ``on_job_start``/``on_job_end``) stays with that job.
     """
 
     __slots__ = (
@@ -103,10 +105,13 @@ class Context:
         self._state[key] = value
 
     def __contains__(self, key: object) -> bool:
-        return key in self._state
+        return key in self._state or key in _ARQ_KEYS
 
     def get(self, key: str, default: Any = None) -> Any:
-        return self._state.get(key, default)
+        try:
+            return self[key]
+        except KeyError:
+            return default
 
     def __repr__(self) -> str:
         return f"<Context job={self.job_id} task={self.task_name} attempt={self.attempt}>"

@@ -8,22 +8,16 @@ tick per cron job in Redis, so two workers firing the same tick create one job.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone, tzinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
-from ._compat import cancel_and_wait
-from ._keys import QueueKeys
-from ._scripts import run_script
-from ._serde import encode_payload
+from ._options import JobDefaults, new_job
+from ._store import CronTickOutcome, QueueKeys, Store
 from ._task import Task
-
-if TYPE_CHECKING:
-    from ._worker import Worker
 
 log = logging.getLogger("asyncjobs.cron")
 
@@ -152,88 +146,82 @@ def _ms(moment: datetime) -> int:
 
 
 class CronScheduler:
-    """Fires a worker's cron jobs on time; Redis decides which worker's tick counts."""
+    """Fires cron jobs on time by Redis's clock; Redis decides which worker's tick counts."""
 
-    def __init__(self, worker: Worker) -> None:
-        self.worker = worker
-        self.jobs: list[CronJob] = list(worker.settings.cron_jobs)
-        self._task: asyncio.Task[None] | None = None
+    PART = "cron"
 
-    async def start(self) -> None:
-        """Enqueue the start-up ticks (catch-up, run_at_startup) now, before the worker claims
-        anything, then keep firing ticks in the background."""
-        if not self.jobs:
-            return
-        now = datetime.now(timezone.utc)
-        for job in self.jobs:
-            try:
-                await self._at_startup(job, now)
-            except Exception:
-                log.exception("cron %s: start-up tick failed; the schedule goes on", job.name)
-        self._task = asyncio.create_task(self._run(now), name="asyncjobs-cron")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            with contextlib.suppress(Exception):
-                await cancel_and_wait(self._task)
-            self._task = None
+    def __init__(
+        self,
+        *,
+        store: Store,
+        jobs: Sequence[CronJob],
+        default_queue: str,
+        prefix: str,
+        defaults: JobDefaults,
+    ) -> None:
+        self.store = store
+        self.jobs = list(jobs)
+        self.default_queue = default_queue
+        self.prefix = prefix
+        self.defaults = defaults
+        self._upcoming: dict[str, datetime] = {}
 
     def _keys(self, job: CronJob) -> QueueKeys:
-        name = job.queue or job.task.queue or self.worker.settings.queues[0]
-        return QueueKeys(name, self.worker.settings.prefix)
+        return QueueKeys(job.queue or job.task.queue or self.default_queue, self.prefix)
 
-    async def fire(self, job: CronJob, tick: datetime) -> int:
-        """Enqueue the job of one tick; 0 enqueued, 1 already handled, 2 skipped (unique)."""
+    async def redis_now(self) -> datetime:
+        """Now by Redis's clock, which every worker shares (a worker's own may be off)."""
+        return datetime.fromtimestamp(await self.store.now_ms() / 1000, tz=timezone.utc)
+
+    async def fire(self, job: CronJob, tick: datetime) -> CronTickOutcome:
+        """Enqueue the job of one tick (once, whichever worker fires it first)."""
         keys = self._keys(job)
         tick_ms = _ms(tick)
-        payload = encode_payload(job.args, job.kwargs, job.task.name)
-        fields = [f"cron:{job.name}:{tick_ms}", job.task.name, payload, 0, 0, 0, 0, 0, 0, "", 1]
-        key_of = job.task.concurrency_key
-        fields.append(str(key_of(*job.args, **job.kwargs)) if key_of is not None else "")
-        _, code = await run_script(
-            self.worker.client,
-            "cron_tick",
-            [keys.ready, keys.deferred, keys.wake, keys.seq, keys.stats, keys.cron],
-            [keys.job_prefix, keys.idempotency_prefix, job.name, tick_ms, int(job.unique), *fields],
-        )
-        what = {0: "enqueued", 1: "already enqueued by another worker", 2: "skipped: still running"}
-        log.info("cron %s tick %s: %s", job.name, tick.isoformat(), what[int(code)])
-        return int(code)
+        options = {"_job_id": f"cron:{job.name}:{tick_ms}", "_queue_name": keys.name}
+        _, new, _ = new_job(job.task, job.args, dict(job.kwargs), options, self.defaults)
+        _, outcome = await self.store.cron_tick(keys, job.name, tick_ms, job.unique, new)
+        what = {
+            CronTickOutcome.ENQUEUED: "enqueued",
+            CronTickOutcome.ALREADY_HANDLED: "already enqueued by another worker",
+            CronTickOutcome.SKIPPED_STILL_RUNNING: "skipped: still running",
+        }
+        log.info("cron %s tick %s: %s", job.name, tick.isoformat(), what[outcome])
+        return outcome
 
     async def last_tick(self, job: CronJob) -> datetime | None:
-        state = await self.worker.client.hget(self._keys(job).cron, job.name)
-        if not state:
-            return None
-        return datetime.fromtimestamp(int(state.split(b" ")[0]) / 1000, tz=timezone.utc)
+        tick_ms = await self.store.last_cron_tick(self._keys(job), job.name)
+        return None if tick_ms is None else datetime.fromtimestamp(tick_ms / 1000, tz=timezone.utc)
 
-    async def _at_startup(self, job: CronJob, now: datetime) -> None:
-        if job.run_at_startup:
-            await self.fire(job, now)
-        elif job.missed == "run_once":
-            last = await self.last_tick(job)
-            previous = job.previous_before(now)
-            if last is not None and last < previous:
-                await self.fire(job, previous)
+    async def start(self) -> None:
+        """Enqueue the start-up ticks (catch-up, run_at_startup) before the worker claims."""
+        if not self.jobs:
+            return
+        now = await self.redis_now()
+        for job in self.jobs:
+            if job.run_at_startup:
+                await self.fire(job, now)
+            elif job.missed == "run_once":
+                last = await self.last_tick(job)
+                previous = job.previous_before(now)
+                if last is not None and last < previous:
+                    await self.fire(job, previous)
+        self._upcoming = {job.name: job.next_after(now) for job in self.jobs}
 
-    async def _run(self, now: datetime) -> None:
-        upcoming = {job.name: job.next_after(now) for job in self.jobs}
-        while True:
-            soonest = min(upcoming.values())
-            delay = (soonest - datetime.now(timezone.utc)).total_seconds()
-            if delay > 0:
-                await asyncio.sleep(delay)  # a schedule, not a poll: we sleep until the tick
-            now = datetime.now(timezone.utc)
-            for job in self.jobs:
-                if upcoming[job.name] > now:
-                    continue
-                # After a stall (a blocked loop, a suspended host), fire only the latest tick.
-                tick = (
-                    job.previous_before(now)
-                    if job.next_after(upcoming[job.name]) <= now
-                    else upcoming[job.name]
-                )
-                try:
-                    await self.fire(job, tick)
-                except Exception:
-                    log.exception("cron %s: could not enqueue tick %s", job.name, tick)
-                upcoming[job.name] = job.next_after(max(tick, now))
+    async def step(self) -> None:
+        """Sleep until the soonest tick (a schedule, not a poll), then fire what is due."""
+        if not self.jobs:
+            await asyncio.Event().wait()  # nothing to schedule: wait to be cancelled
+        now = await self.redis_now()
+        soonest = min(self._upcoming.values())
+        delay = (soonest - now).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
+            now = await self.redis_now()
+        for job in self.jobs:
+            upcoming = self._upcoming[job.name]
+            if upcoming > now:
+                continue
+            # After a stall (a blocked loop, an outage), fire only the latest tick.
+            tick = job.previous_before(now) if job.next_after(upcoming) <= now else upcoming
+            await self.fire(job, tick)
+            self._upcoming[job.name] = job.next_after(max(tick, now))

@@ -1,16 +1,21 @@
 """Errors raised by asyncjobs, rooted at one class so callers can catch them all.
 
     AsyncJobsError
-    ├── ConfigurationError      bad settings, an import path that does not resolve
-    ├── RedisUnavailable        Redis cannot be reached at the given URL
+    ├── ConfigurationError      bad settings, an import path that does not resolve, an ACL
+    │                           that forbids a command asyncjobs needs
+    ├── RedisUnavailable        Redis cannot serve us now: refused, reset, timed out, loading,
+    │                           read-only, out of memory, busy (also a ConnectionError)
+    ├── RedisCommandError       Redis refused a command as wrong (a bug, or a foreign key type)
     ├── SerializationError      arguments or a result that cannot be stored as JSON
     ├── UnknownTaskError        a task name no worker registered
     ├── PayloadError            a stored payload that cannot be decoded into the task's arguments
     ├── JobFailed               the job ended FAILED (carries error type, message, traceback)
     ├── JobCancelled            the job ended CANCELLED (or EXPIRED) instead of producing a result
     ├── ResultNotFound          the job (or its kept result) no longer exists
+    ├── DeadLetterNotFound      no dead letter for that job (also a LookupError)
     ├── JobTimeout              a try ran past its timeout (recorded as the job's error type)
-    └── WorkerLost              a job's lease ran out (its worker died, or it is a PoisonPill)
+    ├── WorkerLost              a job's lease ran out (its worker died, or it is a PoisonPill)
+    └── WorkerFailed            a part of the worker kept failing; the worker stopped
 
 ``Retry`` is not an error: a task raises it to ask for another try (control flow).
 """
@@ -28,8 +33,12 @@ class ConfigurationError(AsyncJobsError):
     """Settings or an import path are wrong; the message says which and how to fix it."""
 
 
-class RedisUnavailable(AsyncJobsError):
-    """Redis did not answer at the configured URL."""
+class RedisUnavailable(AsyncJobsError, ConnectionError):
+    """Redis cannot serve us now (the message says why); the same call may succeed later."""
+
+
+class RedisCommandError(AsyncJobsError):
+    """Redis refused one of our commands as wrong: a bug of ours, or a key of another type."""
 
 
 class SerializationError(AsyncJobsError, TypeError):
@@ -90,6 +99,10 @@ class ResultNotFound(AsyncJobsError, LookupError):
         )
 
 
+class DeadLetterNotFound(AsyncJobsError, LookupError):
+    """No dead letter holds that job (it was replayed, purged, trimmed, or never failed)."""
+
+
 class WorkerLost(AsyncJobsError):
     """A job's lease ran out: its worker was killed, crashed or blocked (``error_type`` says
     WorkerLost, or PoisonPill once it happened ``max_stalls`` times)."""
@@ -97,6 +110,11 @@ class WorkerLost(AsyncJobsError):
     def __init__(self, error_type: str, message: str) -> None:
         self.error_type = error_type
         super().__init__(f"{error_type}: {message}")
+
+
+class WorkerFailed(AsyncJobsError):
+    """A part of the worker kept failing with an unexpected error, so the worker stopped (its
+    running jobs come back through their leases); the process should exit non-zero."""
 
 
 class Retry(Exception):

@@ -4,18 +4,27 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from . import _serde
 from ._errors import JobCancelled, JobFailed, ResultNotFound
 from ._models import TERMINAL, JobInfo, JobStatus, job_info_from_fields
-from ._scripts import run_script
-
-if TYPE_CHECKING:
-    from ._queue import Queue
-    from ._task import Task
+from ._store import CancelOutcome, QueueKeys, Store
+from ._task import Task
+from ._waiters import Waiters
 
 R = TypeVar("R")
+
+
+class JobSource(Protocol):
+    """What a Job needs of the Queue that made it (the Queue is one)."""
+
+    @property
+    def store(self) -> Store: ...
+    @property
+    def waiters(self) -> Waiters: ...
+    def keys_for(self, queue_name: str) -> QueueKeys: ...
+
 
 _RESULT_FIELDS = ("status", "result", "error_type", "error_message", "traceback", "attempts")
 
@@ -27,7 +36,7 @@ class Job(Generic[R]):
 
     def __init__(
         self,
-        queue: Queue,
+        queue: JobSource,
         job_id: str,
         queue_name: str,
         *,
@@ -45,11 +54,11 @@ class Job(Generic[R]):
         return f"<Job {self.id} queue={self.queue_name}{dup}>"
 
     async def status(self) -> JobStatus:
-        raw = await self._queue.client.hget(self._keys.job(self.id), "status")
+        [raw] = await self._queue.store.job_values(self._keys, self.id, ("status",))
         return JobStatus(raw.decode()) if raw else JobStatus.NOT_FOUND
 
     async def info(self) -> JobInfo:
-        fields = await self._queue.client.hgetall(self._keys.job(self.id))
+        fields = await self._queue.store.job_fields(self._keys, self.id)
         if not fields:
             return JobInfo(id=self.id, queue=self.queue_name, task="", status=JobStatus.NOT_FOUND)
         return job_info_from_fields(self.id, self.queue_name, fields)
@@ -62,11 +71,11 @@ class Job(Generic[R]):
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        key = self._keys.job(self.id)
-        async with self._queue.waiters.listen(self._keys.events, self.id) as changed:
+        store, keys = self._queue.store, self._keys
+        async with self._queue.waiters.listen(keys.events, self.id) as changed:
             while True:
                 changed.clear()
-                values = await self._queue.client.hmget(key, _RESULT_FIELDS)
+                values = await store.job_values(keys, self.id, _RESULT_FIELDS)
                 status = JobStatus(values[0].decode()) if values[0] else JobStatus.NOT_FOUND
                 if status in TERMINAL:
                     return self._outcome(status, values)
@@ -112,23 +121,15 @@ class Job(Generic[R]):
         raise JobCancelled(self.id, status.value)
 
     async def cancel(self) -> bool:
-        """Cancel the job: a waiting job never runs, a running one is stopped. False if it ended."""
-        keys = self._keys
-        code = await run_script(
-            self._queue.client,
-            "cancel",
-            [keys.ready, keys.deferred, keys.leases, keys.stats, keys.wake, keys.seq],
-            [
-                keys.job_prefix,
-                self.id,
-                self._queue.keep_result_ms,
-                keys.events,
-                keys.cancel,
-                keys.group_prefix,
-            ],
+        """Cancel the job: a waiting job never runs, a running one is stopped. False if it
+        ended otherwise (or does not exist); True if it is cancelled, now or before."""
+        outcome = await self._queue.store.cancel(self._keys, self.id)
+        return outcome in (
+            CancelOutcome.CANCELLED_WAITING,
+            CancelOutcome.CANCELLED_RUNNING,
+            CancelOutcome.ALREADY_CANCELLED,
         )
-        return int(code) > 0
 
     @property
-    def _keys(self) -> Any:
+    def _keys(self) -> QueueKeys:
         return self._queue.keys_for(self.queue_name)

@@ -7,7 +7,7 @@ import logging
 import sys
 import time
 import traceback
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
@@ -16,34 +16,39 @@ from . import _serde
 from ._backoff import retry_delay
 from ._context import Context
 from ._errors import JobTimeout, PayloadError, Retry, SerializationError, UnknownTaskError
-from ._keys import QueueKeys
-from ._scripts import run_script
+from ._finisher import Finisher
+from ._running import ClaimedJob
+from ._settings import WorkerSettings
+from ._store import FailOutcome, Store
 from ._task import Task
 
 if TYPE_CHECKING:
-    from ._worker import Worker
+    from ._queue import Queue
 
 log = logging.getLogger("asyncjobs.worker")
 
 PERMANENT = -1
+#: What is stored of a failed try's error: its message and its traceback are cut to this many
+#: characters (the traceback keeps its start and its end, where the error is).
+MAX_ERROR_MESSAGE = 8_192
+MAX_TRACEBACK = 32_768
 
 
-@dataclass(slots=True)
-class ClaimedJob:
-    """A job this worker holds a lease on, as the claim script returned it."""
+class Hooks:
+    """The settings' ``on_job_start`` / ``on_job_end`` / ``on_dead_letter`` hooks; a hook that
+    raises is logged, never allowed to stop the job's report."""
 
-    keys: QueueKeys
-    id: str
-    task_name: str
-    payload: bytes
-    attempt: int
-    max_tries: int
-    timeout_ms: int
-    enqueued_ms: int
-    token: str
-    claimed_ms: int = 0  # Redis clock at the claim: queue wait = claimed_ms - enqueued_ms
-    running: bool = True  # False once the task body ended and the outcome is being reported
-    stop_reason: str | None = None  # why the worker cancelled it: cancelled / lease_lost / shutdown
+    def __init__(self, settings: WorkerSettings) -> None:
+        self.settings = settings
+
+    async def call(self, name: str, *args: Any) -> None:
+        fn = getattr(self.settings, name, None)
+        if fn is None:
+            return
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("%s hook failed", name)
 
 
 class _TryTimedOut(Exception):
@@ -70,161 +75,233 @@ else:  # pragma: no cover - exercised on 3.10 only
             raise _TryTimedOut from None
 
 
-def _error_fields(exc: BaseException) -> tuple[str, str, str]:
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    return type(exc).__name__, str(exc), tb
+def _storable(text: str, limit: int, keep_end: bool = False) -> str:
+    """``text`` as UTF-8 can carry it (lone surrogates escaped), cut to ``limit`` characters."""
+    text = text.encode("utf-8", "backslashreplace").decode("utf-8")
+    if len(text) <= limit:
+        return text
+    cut = f"\n... [{len(text) - limit} characters cut] ...\n"
+    if keep_end:
+        half = limit // 2
+        return text[:half] + cut + text[-half:]
+    return text[:limit] + cut.rstrip()
 
 
-async def run_job(worker: Worker, job: ClaimedJob) -> None:
-    """Run ``job`` to an outcome and report it; never raises for the task's own errors."""
-    settings = worker.settings
-    task = worker.registry.get(job.task_name)
-    max_tries = job.max_tries or (task.max_tries if task else None) or settings.max_tries
-    started = time.monotonic()
-    ctx = Context(
-        job_id=job.id,
-        task_name=job.task_name,
-        attempt=job.attempt,
-        max_tries=max_tries,
-        enqueued_ms=job.enqueued_ms,
-        queue=worker.queue_client,
-        state=worker.state,
-        report_progress=lambda v, s, m: _progress(worker, job, v, s, m),
+def error_fields(exc: BaseException) -> tuple[str, str, str]:
+    """Type name, message and traceback of ``exc``, each safe to store whatever ``exc`` is
+    (a ``__str__`` that raises, a message of megabytes, text that is not valid UTF-8)."""
+    try:
+        message = str(exc)
+    except Exception as render_error:
+        message = f"<the error's message could not be rendered: {render_error!r}>"
+    try:
+        tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    except Exception as render_error:
+        tb = f"<the traceback could not be rendered: {render_error!r}>"
+    return (
+        type(exc).__name__,
+        _storable(message, MAX_ERROR_MESSAGE),
+        _storable(tb, MAX_TRACEBACK, keep_end=True),
     )
 
-    async def report_failure(exc: BaseException, delay_s: float) -> None:
-        error_type, message, tb = _error_fields(exc)
+
+def effective_max_tries(job_max_tries: int, task: Task[Any, Any] | None, default: int) -> int:
+    """The tries a job gets: its own (set at enqueue), else its task's, else the worker's."""
+    return job_max_tries or (task.max_tries if task else None) or default
+
+
+class Runner:
+    """Runs claimed jobs for a worker: what it needs, and nothing of the worker itself."""
+
+    def __init__(
+        self,
+        *,
+        settings: WorkerSettings,
+        registry: dict[str, Task[Any, Any]],
+        store: Store,
+        finisher: Finisher,
+        queue: Queue,
+        state: dict[str, Any],
+        hooks: Hooks,
+        metrics: Any = None,
+    ) -> None:
+        self.settings = settings
+        self.registry = registry
+        self.store = store
+        self.finisher = finisher
+        self.queue = queue
+        self.state = state
+        self.hooks = hooks
+        self.metrics = metrics
+
+    def context(self, job: ClaimedJob, max_tries: int) -> Context:
+        """The job's own context: a copy of the worker's state, so a write stays with it."""
+        return Context(
+            job_id=job.id,
+            task_name=job.task_name,
+            attempt=job.attempt,
+            max_tries=max_tries,
+            enqueued_ms=job.enqueued_ms,
+            queue=self.queue,
+            state=dict(self.state),
+            report_progress=self._progress_reporter(job),
+        )
+
+    def _progress_reporter(
+        self, job: ClaimedJob
+    ) -> Callable[[float, str | None, str | None], Awaitable[None]]:
+        async def report(value: float, stage: str | None, message: str | None) -> None:
+            await self.store.progress(job.keys, job.id, job.token, value, stage, message)
+
+        return report
+
+    async def run(self, job: ClaimedJob) -> None:
+        """Run ``job`` to an outcome and report it; never raises for the task's own errors."""
+        task = self.registry.get(job.task_name)
+        max_tries = effective_max_tries(job.max_tries, task, self.settings.max_tries)
+        started = time.monotonic()
+        ctx = self.context(job, max_tries)
+        if task is None:
+            known = ", ".join(sorted(self.registry)) or "none"
+            error: Exception = UnknownTaskError(
+                f"no task named {job.task_name!r} is registered in this worker (known: "
+                f"{known}); add it to WorkerSettings.functions, then replay the dead letter"
+            )
+            await self._report_failure(job, ctx, error, PERMANENT, started)
+            await self.hooks.call("on_job_end", ctx)
+            return
+        try:
+            if len(job.payload) > self.settings.max_payload_bytes:
+                raise ValueError(
+                    f"payload of {len(job.payload)} bytes is over max_payload_bytes "
+                    f"({self.settings.max_payload_bytes})"
+                )
+            args, kwargs = _serde.decode_payload(job.payload)
+            args, kwargs = task.validate_arguments(args, kwargs)
+        except (ValueError, TypeError, ValidationError) as exc:
+            error = PayloadError(f"cannot decode the job's arguments: {exc}")
+            await self._report_failure(job, ctx, error, PERMANENT, started)
+            await self.hooks.call("on_job_end", ctx)
+            return
+        timeout = (
+            job.timeout_ms / 1000 if job.timeout_ms else (task.timeout or self.settings.job_timeout)
+        )
+        ctx.deadline = started + timeout
+        log.debug("job %s %s try %d started", job.id, job.task_name, job.attempt)
+        if self.metrics is not None:
+            self.metrics.job_started(job)
+        await self.hooks.call("on_job_start", ctx)
+        try:
+            result = await _call_with_timeout(task.fn(ctx, *args, **kwargs), timeout)
+        except asyncio.CancelledError:
+            job.running = False
+            if job.stop_reason is None:
+                raise  # the worker itself is being torn down
+            ctx.outcome = "requeued" if job.stop_reason == "shutdown" else job.stop_reason
+            await self._stopped(job)
+        except _TryTimedOut:
+            timed_out = JobTimeout(
+                f"try {job.attempt} ran past its timeout of {timeout}s and was cancelled"
+            )
+            delay = _delay_if_retryable(task, timed_out, job.attempt)
+            await self._report_failure(job, ctx, timed_out, delay, started)
+        except Retry as exc:
+            delay = exc.defer if exc.defer is not None else retry_delay(task.backoff, job.attempt)
+            await self._report_failure(job, ctx, exc, delay, started)
+        except Exception as exc:
+            delay = _delay_if_retryable(task, exc, job.attempt)
+            await self._report_failure(job, ctx, exc, delay, started)
+        else:
+            job.running = False
+            await self._report_success(job, ctx, result, started)
+        await self.hooks.call("on_job_end", ctx)
+
+    async def _report_success(
+        self, job: ClaimedJob, ctx: Context, result: Any, started: float
+    ) -> None:
+        try:
+            encoded = _serde.dumps(result, f"result of {job.task_name!r}")
+        except SerializationError as exc:
+            await self._report_failure(job, ctx, exc, PERMANENT, started)
+            return
+        took = time.monotonic() - started
+        if not await self.finisher.succeed(job.keys, job.id, job.token, encoded):
+            ctx.outcome = "refused"
+            _log_refused(job)
+            return
+        ctx.outcome, ctx.result = "succeeded", result
+        if self.metrics is not None:
+            self.metrics.job_ended(job, "succeeded", took)
+        if self.settings.log_successes and log.isEnabledFor(logging.INFO):
+            log.info(
+                "job %s %s try %d succeeded in %.3fs",
+                job.id, job.task_name, job.attempt, took,
+                extra=_extra(job, "succeeded", took),
+            )  # fmt: skip
+
+    async def _report_failure(
+        self, job: ClaimedJob, ctx: Context, exc: BaseException, delay_s: float, started: float
+    ) -> None:
+        error_type, message, tb = error_fields(exc)
         delay_ms = PERMANENT if delay_s == PERMANENT else int(delay_s * 1000)
         job.running = False
-        code = await worker.finisher.fail(
+        outcome = await self.finisher.fail(
             job.keys,
             job.id,
             job.token,
             retry_delay_ms=delay_ms,
-            max_tries=max_tries,
+            max_tries=ctx.max_tries,
             error_type=error_type,
             error_message=message,
             traceback=tb,
         )
         took = time.monotonic() - started
         ctx.error = exc
-        if code == 1:
+        if outcome is FailOutcome.RETRY:
             ctx.outcome = "retry"
             log.info(
                 "job %s %s try %d/%d failed in %.3fs (%s: %s); retry in %.2fs",
-                job.id, job.task_name, job.attempt, max_tries, took, error_type, message,
+                job.id, job.task_name, job.attempt, ctx.max_tries, took, error_type, message,
                 max(delay_s, 0), extra=_extra(job, "retry", took),
             )  # fmt: skip
-        elif code == 2:
+        elif outcome is FailOutcome.DEAD_LETTERED:
             ctx.outcome = "failed"
             log.error(
                 "job %s %s try %d/%d failed in %.3fs (%s: %s); dead-lettered",
-                job.id, job.task_name, job.attempt, max_tries, took, error_type, message,
+                job.id, job.task_name, job.attempt, ctx.max_tries, took, error_type, message,
                 extra=_extra(job, "failed", took),
             )  # fmt: skip
-            await worker.hook("on_dead_letter", ctx, exc)
+            await self.hooks.call("on_dead_letter", ctx, exc)
         else:
             ctx.outcome = "refused"
             _log_refused(job)
-        if worker.metrics is not None:
-            worker.metrics.job_ended(job, ctx.outcome, took)
+        if self.metrics is not None:
+            self.metrics.job_ended(job, ctx.outcome, took)
 
-    if task is None:
-        known = ", ".join(sorted(worker.registry)) or "none"
-        await report_failure(
-            UnknownTaskError(
-                f"no task named {job.task_name!r} is registered in this worker (known: {known}); "
-                "add it to WorkerSettings.functions, then replay the dead letter"
-            ),
-            PERMANENT,
+    async def _stopped(self, job: ClaimedJob) -> None:
+        if job.stop_reason == "shutdown":
+            if await self.finisher.requeue(job.keys, job.id, job.token):
+                log.warning("job %s %s requeued: shutdown grace ran out", job.id, job.task_name)
+            return
+        # A lost lease is already reported once for all its jobs by the lease keeper ("lost the
+        # lease of job(s) ..."): repeating it per job would make an outage's log grow with the
+        # number of jobs in flight.
+        level = logging.DEBUG if job.stop_reason == "lease_lost" else logging.WARNING
+        log.log(
+            level,
+            "job %s %s try %d stopped: %s",
+            job.id,
+            job.task_name,
+            job.attempt,
+            "cancelled by request" if job.stop_reason == "cancelled" else "its lease was lost",
+            extra=_extra(job, job.stop_reason or "stopped", None),
         )
-        await worker.hook("on_job_end", ctx)
-        return
-    try:
-        if len(job.payload) > settings.max_payload_bytes:
-            raise ValueError(
-                f"payload of {len(job.payload)} bytes is over max_payload_bytes "
-                f"({settings.max_payload_bytes})"
-            )
-        args, kwargs = _serde.decode_payload(job.payload)
-        args, kwargs = task.validate_arguments(args, kwargs)
-    except (ValueError, TypeError, ValidationError) as exc:
-        await report_failure(PayloadError(f"cannot decode the job's arguments: {exc}"), PERMANENT)
-        await worker.hook("on_job_end", ctx)
-        return
-
-    timeout = job.timeout_ms / 1000 if job.timeout_ms else (task.timeout or settings.job_timeout)
-    ctx.deadline = started + timeout
-    log.debug("job %s %s try %d started", job.id, job.task_name, job.attempt)
-    if worker.metrics is not None:
-        worker.metrics.job_started(job)
-    await worker.hook("on_job_start", ctx)
-    try:
-        result = await _call_with_timeout(task.fn(ctx, *args, **kwargs), timeout)
-    except asyncio.CancelledError:
-        job.running = False
-        if job.stop_reason is None:
-            raise  # the worker itself is being torn down
-        ctx.outcome = "requeued" if job.stop_reason == "shutdown" else job.stop_reason
-        await _stopped(worker, job)
-    except _TryTimedOut:
-        timed_out = JobTimeout(
-            f"try {job.attempt} ran past its timeout of {timeout}s and was cancelled"
-        )
-        await report_failure(timed_out, _delay_if_retryable(task, timed_out, job.attempt))
-    except Retry as exc:
-        delay = exc.defer if exc.defer is not None else retry_delay(task.backoff, job.attempt)
-        await report_failure(exc, delay)
-    except Exception as exc:
-        await report_failure(exc, _delay_if_retryable(task, exc, job.attempt))
-    else:
-        job.running = False
-        try:
-            encoded = _serde.dumps(result, f"result of {job.task_name!r}")
-        except SerializationError as exc:
-            await report_failure(exc, PERMANENT)
-        else:
-            took = time.monotonic() - started
-            if await worker.finisher.succeed(job.keys, job.id, job.token, encoded):
-                ctx.outcome, ctx.result = "succeeded", result
-                if worker.metrics is not None:
-                    worker.metrics.job_ended(job, "succeeded", took)
-                if settings.log_successes and log.isEnabledFor(logging.INFO):
-                    log.info(
-                        "job %s %s try %d succeeded in %.3fs",
-                        job.id, job.task_name, job.attempt, took,
-                        extra=_extra(job, "succeeded", took),
-                    )  # fmt: skip
-            else:
-                ctx.outcome = "refused"
-                _log_refused(job)
-    await worker.hook("on_job_end", ctx)
 
 
 def _delay_if_retryable(task: Task[Any, Any], exc: BaseException, attempt: int) -> float:
     """The backoff delay if ``retry_on`` covers ``exc`` (default: any Exception), else PERMANENT."""
     retry_on = task.retry_on if task.retry_on is not None else (Exception,)
     return retry_delay(task.backoff, attempt) if isinstance(exc, retry_on) else PERMANENT
-
-
-async def _stopped(worker: Worker, job: ClaimedJob) -> None:
-    if job.stop_reason == "shutdown":
-        if await worker.finisher.requeue(job.keys, job.id, job.token) > 0:
-            log.warning("job %s %s requeued: shutdown grace ran out", job.id, job.task_name)
-        return
-    # A lost lease is already reported once for all its jobs by the lease keeper ("lost the
-    # lease of job(s) ..."): repeating it per job would make an outage's log grow with the
-    # number of jobs in flight.
-    level = logging.DEBUG if job.stop_reason == "lease_lost" else logging.WARNING
-    log.log(
-        level,
-        "job %s %s try %d stopped: %s",
-        job.id,
-        job.task_name,
-        job.attempt,
-        "cancelled by request" if job.stop_reason == "cancelled" else "its lease was lost",
-        extra=_extra(job, job.stop_reason or "stopped", None),
-    )
 
 
 def _log_refused(job: ClaimedJob) -> None:
@@ -234,17 +311,6 @@ def _log_refused(job: ClaimedJob) -> None:
         job.id,
         job.task_name,
         job.attempt,
-    )
-
-
-async def _progress(
-    worker: Worker, job: ClaimedJob, value: float, stage: str | None, message: str | None
-) -> None:
-    await run_script(
-        worker.client,
-        "progress",
-        [job.keys.job(job.id)],
-        [job.id, job.token, repr(value), stage or "", message or "", job.keys.events],
     )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 from typing import Any
 
 import orjson
@@ -23,12 +25,38 @@ def _default(value: Any) -> Any:
 def dumps(value: Any, what: str) -> bytes:
     """Encode ``value`` as JSON bytes; ``what`` names it in the error (e.g. "arguments of add")."""
     try:
-        return orjson.dumps(value, default=_default, option=_OPTIONS)
+        data = orjson.dumps(value, default=_default, option=_OPTIONS)
     except TypeError as exc:
         raise SerializationError(
             f"cannot store the {what} as JSON: {exc}. Pass plain data (str, int, float, bool, "
             "None, list, dict, datetime, UUID, dataclass) or a pydantic model."
         ) from exc
+    # orjson writes NaN and infinity as null: refuse them rather than change the value. Only
+    # an output with a null in it can hide one, so the common case costs one substring search.
+    if b"null" in data and _has_non_finite(value):
+        raise SerializationError(
+            f"cannot store the {what} as JSON: it holds NaN or infinity, which JSON has no "
+            "number for. Replace them (with None, or a string) before you pass them."
+        )
+    return data
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, (list, tuple, set, frozenset)):
+        return any(_has_non_finite(v) for v in value)
+    if isinstance(value, BaseModel):
+        return _has_non_finite(value.model_dump())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return _has_non_finite(
+            vars(value)
+            if hasattr(value, "__dict__")
+            else {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        )
+    return False
 
 
 def encode_payload(args: tuple[Any, ...], kwargs: dict[str, Any], task_name: str) -> bytes:

@@ -10,9 +10,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from ._connection import DEFAULT_REDIS_URL
+from . import _defaults
 from ._errors import ConfigurationError
-from ._keys import DEFAULT_PREFIX, DEFAULT_QUEUE
+from ._store import check_queue_name
 from ._task import Task
 
 Hook = Callable[[Any], Awaitable[None]]
@@ -51,25 +51,28 @@ class WorkerSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
-    redis_url: str = DEFAULT_REDIS_URL
+    redis_url: str = _defaults.REDIS_URL
     functions: list[Any] = Field(default_factory=list)
-    queues: list[str] = Field(default_factory=lambda: [DEFAULT_QUEUE])
-    concurrency: int = Field(100, ge=1)
+    queues: list[str] = Field(default_factory=lambda: [_defaults.QUEUE], min_length=1)
+    concurrency: int = Field(_defaults.CONCURRENCY, ge=1)
     on_startup: Hook | None = None
     on_shutdown: Hook | None = None
     on_job_start: Hook | None = None
     on_job_end: Hook | None = None
     on_dead_letter: Callable[[Any, BaseException], Awaitable[None]] | None = None
     cron_jobs: list[Any] = Field(default_factory=list)
-    lease_seconds: float = Field(10.0, gt=0.2)
-    max_tries: int = Field(3, ge=1)
-    job_timeout: float = Field(300.0, gt=0)
-    keep_result: float = Field(86_400.0, ge=0)
-    shutdown_grace: float = Field(20.0, ge=0)
-    dead_letter_maxlen: int = Field(10_000, ge=1)
-    max_stalls: int = Field(3, ge=1)
-    max_payload_bytes: int = Field(1_048_576, ge=64)
-    prefix: str = DEFAULT_PREFIX
+    lease_seconds: float = Field(_defaults.LEASE_SECONDS, gt=0.2)
+    max_tries: int = Field(_defaults.MAX_TRIES, ge=1)
+    job_timeout: float = Field(_defaults.JOB_TIMEOUT, gt=0)
+    keep_result: float = Field(_defaults.KEEP_RESULT, ge=0)
+    shutdown_grace: float = Field(_defaults.SHUTDOWN_GRACE, ge=0)
+    dead_letter_maxlen: int = Field(_defaults.DEAD_LETTER_MAXLEN, ge=1)
+    max_stalls: int = Field(_defaults.MAX_STALLS, ge=1)
+    max_payload_bytes: int = Field(_defaults.MAX_PAYLOAD_BYTES, ge=64)
+    #: Seconds a part of the worker (claims, leases, acks...) may keep failing with an
+    #: unexpected error before the worker stops with WorkerFailed (Redis outages never count).
+    give_up_after: float = Field(60.0, gt=0)
+    prefix: str = _defaults.PREFIX
     name: str | None = None
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
@@ -96,6 +99,11 @@ class WorkerSettings(BaseModel):
     @classmethod
     def _queue_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("queues")
+    @classmethod
+    def _queue_names(cls, value: list[str]) -> list[str]:
+        return [check_queue_name(name) for name in value]
 
     @field_validator("redis_url", mode="before")
     @classmethod

@@ -13,11 +13,9 @@ import logging
 from collections.abc import AsyncIterator
 from typing import Any
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from ._compat import cancel_and_wait
-from ._connection import open_pubsub
+from ._store import Connection, is_outage, translate
+from ._supervise import Backoff, OutageLog
 
 log = logging.getLogger("asyncjobs.client")
 
@@ -25,9 +23,12 @@ log = logging.getLogger("asyncjobs.client")
 class Waiters:
     """Dispatches ``<job id> <status>`` events from the queues' channels to local waiters."""
 
-    def __init__(self, client: Any) -> None:
-        self._client = client
+    PART = "result notifications"
+
+    def __init__(self, connection: Connection) -> None:
+        self._connection = connection
         self._pubsub: Any = None
+        self.outages = OutageLog(log)
         self._channels: set[str] = set()
         self._events: dict[str, set[asyncio.Event]] = {}
         self._lock = asyncio.Lock()
@@ -55,30 +56,40 @@ class Waiters:
             if channel in self._channels:
                 return
             if self._pubsub is None:
-                self._pubsub = open_pubsub(self._client, ignore_subscribe_messages=True)
+                self._pubsub = self._connection.pubsub(ignore_subscribe_messages=True)
             await self._pubsub.subscribe(channel)
             self._channels.add(channel)
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read(), name="asyncjobs-waiters")
 
     async def _read(self) -> None:
-        backoff = 0.05
+        backoff = Backoff(cap=2.0)
+        in_outage = False
         while True:
             try:
                 message = await self._pubsub.get_message(timeout=None)
-                backoff = 0.05
-            except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
-                log.warning("result subscription lost (%s); re-subscribing", exc)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 2.0)
+            except Exception as exc:
+                if not is_outage(exc):
+                    raise
+                if in_outage:
+                    self.outages.still(self.PART, exc)
+                else:
+                    self.outages.begin(self.PART, translate(exc, self._connection.where))
+                    in_outage = True
+                await backoff.sleep()
                 with contextlib.suppress(Exception):
                     await self._pubsub.subscribe(*self._channels)
-                self._wake_all()
+                self._wake_all()  # a notification may have been lost: every waiter re-reads
                 continue
+            if in_outage:
+                in_outage = False
+                backoff.reset()
+                self.outages.end(self.PART)
             if message is None or message.get("type") != "message":
                 continue
             data = message["data"]
-            job_id, _, _status = (data.decode() if isinstance(data, bytes) else data).partition(" ")
+            # "<job id> <status>": the status has no space, the id may have some
+            job_id = (data.decode() if isinstance(data, bytes) else data).rpartition(" ")[0]
             for event in self._events.get(job_id, ()):
                 event.set()
 

@@ -12,16 +12,30 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Generic, TypeAlias, TypeVar
+from typing import Any, Generic, Protocol, TypeAlias, TypeVar
 
 import orjson
 
+from ._checks import count_option, positive_seconds_option, priority_option
 from ._serde import dumps, encode_payload
-
-if TYPE_CHECKING:
-    from ._task import Task
+from ._store import WorkflowMember
 
 R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class TaskLike(Protocol[R_co]):
+    """What a workflow needs of a task (``Task`` is one; kept abstract so that this module
+    does not import the task module, which imports this one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_tries(self) -> int | None: ...
+    @property
+    def timeout(self) -> float | None: ...
+    def check_arguments(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None: ...
+
 
 #: Options a signature may carry (the enqueue options that make sense per member).
 SIGNATURE_OPTIONS = frozenset({"_queue_name", "_priority", "_max_tries", "_timeout"})
@@ -35,7 +49,7 @@ class Signature(Generic[R]):
     an immutable one (``.si``) ignores it.
     """
 
-    task: Task[Any, R]
+    task: TaskLike[R]
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
@@ -154,6 +168,9 @@ class CompiledWorkflow:
     leaves: list[Leaf]
     output: Ref
 
+    def members(self) -> list[WorkflowMember]:
+        return [member(leaf) for leaf in self.leaves]
+
 
 def compile_workflow(node: Node, queue_name: str) -> CompiledWorkflow:
     """Flatten the tree into leaves with their inputs; check every member fits the queue."""
@@ -240,8 +257,8 @@ def template(ref: Ref) -> bytes:
     return orjson.dumps(merged)
 
 
-def leaf_fields(leaf: Leaf) -> list[Any]:
-    """The 10 workflow_start fields of one member: see workflow_start.lua."""
+def member(leaf: Leaf) -> WorkflowMember:
+    """One member as workflow_start stores it: its payload around its input, and its options."""
     sig = leaf.signature
     name = sig.task.name
     if leaf.input is None:
@@ -253,18 +270,25 @@ def leaf_fields(leaf: Leaf) -> list[Any]:
         tail = (b"," + args if args else b"") + b"]," + kwargs + b"]"
         tpl = template(leaf.input)
     opts = sig.options
-    priority = int(opts.get("_priority", 0))
-    max_tries = int(opts.get("_max_tries") or sig.task.max_tries or 0)
-    timeout_ms = int(float(opts.get("_timeout") or sig.task.timeout or 0) * 1000)
-    return [
-        name,
-        head,
-        tail,
-        tpl,
-        len(_deps(leaf.after)),
-        ",".join(str(d) for d in leaf.dependents),
-        priority,
-        max_tries,
-        timeout_ms,
-        int(leaf.tolerant),
-    ]
+    max_tries = opts.get("_max_tries")
+    timeout = opts.get("_timeout")
+    return WorkflowMember(
+        task=name,
+        head=head,
+        tail=tail,
+        template=tpl,
+        awaited=len(_deps(leaf.after)),
+        dependents=",".join(str(d) for d in leaf.dependents),
+        priority=priority_option(opts.get("_priority", 0)),
+        max_tries=(
+            count_option(max_tries, "_max_tries")
+            if max_tries is not None
+            else sig.task.max_tries or 0
+        ),
+        timeout_ms=(
+            positive_seconds_option(timeout, "_timeout")
+            if timeout is not None
+            else round((sig.task.timeout or 0) * 1000)
+        ),
+        tolerated=int(leaf.tolerant),
+    )

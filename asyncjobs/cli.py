@@ -13,12 +13,14 @@ from typing import Any, TypeVar
 
 import typer
 
-from ._connection import DEFAULT_REDIS_URL
+from . import _defaults
 from ._errors import AsyncJobsError, ConfigurationError
-from ._keys import DEFAULT_PREFIX, QueueKeys, queues_registry_key
-from ._queue import Queue, queue_counts, redis_now_ms
+from ._queue import Queue
 from ._settings import WorkerSettings
 from ._worker import Worker
+
+DEFAULT_REDIS_URL = _defaults.REDIS_URL
+DEFAULT_PREFIX = _defaults.PREFIX
 
 T = TypeVar("T")
 
@@ -154,16 +156,24 @@ def worker(
 
 
 async def _queue_names(q: Queue) -> list[str]:
-    names = await q.client.smembers(queues_registry_key(q.prefix))
-    return sorted(n.decode() for n in names)
+    return await q.store.queue_names(q.prefix)
 
 
 async def _queue_rows(q: Queue, prefix: str) -> list[dict[str, Any]]:
     rows = []
     for name in await _queue_names(q):
-        counts = await queue_counts(q.client, QueueKeys(name, prefix))
-        stats = counts.pop("stats")
-        rows.append({"queue": name, **counts, **stats})
+        counts = await q.store.counts(q.keys_for(name))
+        rows.append(
+            {
+                "queue": name,
+                "ready": counts.ready,
+                "deferred": counts.deferred,
+                "in_progress": counts.in_progress,
+                "dead_letters": counts.dead_letters,
+                "workers": counts.workers,
+                **counts.stats,
+            }
+        )
     return rows
 
 
@@ -265,18 +275,11 @@ def health(
     async def go() -> list[str]:
         url = resolve_url(redis_url, settings.redis_url)
         async with Queue(url, prefix=settings.prefix) as q:
-            now_ms = await redis_now_ms(q.client)
-            missing = []
-            for name in settings.queues:
-                key = QueueKeys(name, settings.prefix).workers
-                if settings.name:
-                    score = await q.client.zscore(key, settings.name)
-                    alive = score is not None and score > now_ms
-                else:
-                    alive = await q.client.zcount(key, now_ms, "+inf") > 0
-                if not alive:
-                    missing.append(name)
-            return missing
+            return [
+                name
+                for name in settings.queues
+                if not await q.store.worker_alive(q.keys_for(name), settings.name)
+            ]
 
     missing = _run(go)
     if missing:

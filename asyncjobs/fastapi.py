@@ -26,13 +26,13 @@ except ImportError as exc:  # pragma: no cover - exercised by a test that hides 
 
 from pydantic import BaseModel
 
-from ._connection import redact
+from . import _defaults
 from ._errors import ConfigurationError
 from ._job import Job
-from ._keys import DEFAULT_QUEUE
 from ._models import JobInfo, JobStatus
 from ._queue import Queue
 from ._settings import WorkerSettings
+from ._store import redact
 from ._worker import Worker
 
 __all__ = ["JobView", "asyncjobs_lifespan", "get_queue", "jobs_router"]
@@ -238,7 +238,7 @@ async def asyncjobs_lifespan(
     app: Starlette,
     url: str | None = None,
     *,
-    queue_name: str = DEFAULT_QUEUE,
+    queue_name: str = _defaults.QUEUE,
     worker_settings: WorkerSettings | Any | None = None,
     **queue_options: Any,
 ) -> AsyncIterator[Queue]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 try:
     from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
@@ -19,11 +19,9 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "asyncjobs metrics need prometheus-client: pip install 'asyncjobs[metrics]'"
     ) from exc
 
-from ._queue import queue_counts
-
 if TYPE_CHECKING:
-    from ._keys import QueueKeys
-    from ._runner import ClaimedJob
+    from ._running import ClaimedJob
+    from ._store import QueueCounts
 
 LABELS = ("queue", "task")
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
@@ -79,15 +77,14 @@ class WorkerMetrics:
             self.failed.labels(*labels).inc()
             (self.retried if outcome == "retry" else self.dead_lettered).labels(*labels).inc()
 
-    async def refresh(self, client: Any, keys: QueueKeys) -> None:
-        """Read one queue's sizes and totals from Redis (one round trip)."""
-        counts = await queue_counts(client, keys)
-        stats: dict[str, int] = counts["stats"]
-        values = {name: float(counts[name]) for name in QUEUE_GAUGES}
+    def refresh(self, queue: str, counts: QueueCounts) -> None:
+        """Take one queue's sizes and totals, as the worker just read them from Redis."""
+        stats = counts.stats
+        values = {name: float(getattr(counts, name)) for name in QUEUE_GAUGES}
         for name in QUEUE_TOTALS:
             values[name] = float(stats.get(name, 0))
-        self.snapshot[keys.name] = values
-        self.enqueued_by_task[keys.name] = {
+        self.snapshot[queue] = values
+        self.enqueued_by_task[queue] = {
             field.removeprefix("enqueued:"): float(count)
             for field, count in stats.items()
             if field.startswith("enqueued:")

@@ -21,10 +21,9 @@ from collections.abc import Callable, Coroutine, Iterable, Sequence
 from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
+from . import _defaults
 from ._job import Job as AsyncJob
-from ._keys import DEFAULT_PREFIX, DEFAULT_QUEUE
 from ._models import JobInfo, JobStatus
-from ._queue import DEFAULT_IDEMPOTENCY_TTL, DEFAULT_KEEP_RESULT
 from ._queue import Queue as AsyncQueue
 from ._task import Task
 
@@ -128,10 +127,10 @@ class Queue:
         self,
         url: str | None = None,
         *,
-        name: str = DEFAULT_QUEUE,
-        prefix: str = DEFAULT_PREFIX,
-        keep_result: float = DEFAULT_KEEP_RESULT,
-        idempotency_ttl: float = DEFAULT_IDEMPOTENCY_TTL,
+        name: str = _defaults.QUEUE,
+        prefix: str = _defaults.PREFIX,
+        keep_result: float = _defaults.KEEP_RESULT,
+        idempotency_ttl: float = _defaults.IDEMPOTENCY_TTL,
     ) -> None:
         self.url = url or os.environ.get("ASYNCJOBS_REDIS_URL")
         self.name = name

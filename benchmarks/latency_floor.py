@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import redis.asyncio as aioredis
 from redis_process import RedisServer
 
-from asyncjobs._wire import Wire
+from asyncjobs._store.wire import Wire
 
 SCRIPT = "return redis.call('ZCARD', KEYS[1])"
 MODES = {

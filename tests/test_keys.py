@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from redis.crc import key_slot
 
-from asyncjobs._keys import QueueKeys, queues_registry_key
+from asyncjobs._store import QueueKeys, queues_registry_key
 
 
 def _all_keys(k: QueueKeys) -> list[str]:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from asyncjobs._scripts import SCRIPT_NAMES, load_scripts
+from asyncjobs._store.scripts import SCRIPT_NAMES, load_scripts
 
 REDIS_GLOBALS = {"redis", "cjson", "KEYS", "ARGV", "math", "string", "table", "tonumber"}
 REDIS_GLOBALS |= {"tostring", "ipairs", "pairs", "type", "pcall", "error", "unpack", "select"}

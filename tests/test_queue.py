@@ -16,7 +16,6 @@ from asyncjobs import (
     Queue,
     ResultNotFound,
     SerializationError,
-    _queue,
     task,
 )
 
@@ -111,13 +110,13 @@ async def test_enqueue_many_keeps_order_and_dedupes(queue: Queue) -> None:
 
 async def test_enqueue_many_is_one_script_call(queue: Queue, monkeypatch: Any) -> None:
     calls: list[Any] = []
-    real = _queue.run_script
+    real = queue.store.run
 
-    async def counting(*args: Any) -> Any:
-        calls.append(args[1])
-        return await real(*args)
+    async def counting(command: Any) -> Any:
+        calls.append(command[1])
+        return await real(command)
 
-    monkeypatch.setattr(_queue, "run_script", counting)
+    monkeypatch.setattr(queue.store, "run", counting)
     await queue.enqueue_many([(add, (i, 1), {}) for i in range(200)])
     assert len(calls) == 1
 
@@ -204,13 +203,16 @@ async def test_cancel_queued_and_deferred_jobs(queue: Queue) -> None:
     kept = await queue.enqueue(mark, 3)
     assert await queued.cancel() is True
     assert await deferred.cancel() is True
-    assert await queued.cancel() is False, "cancelling twice reports nothing to cancel"
+    # Asked again (or retried after a lost reply), a cancelled job still answers True.
+    assert await queued.cancel() is True, "the job is cancelled: cancel() says so every time"
     await asyncio.sleep(0.1)
     await run_burst(queue, [mark])
     assert ran == [3]
     assert await queued.status() is JobStatus.CANCELLED
     assert await deferred.status() is JobStatus.CANCELLED
     assert await kept.status() is JobStatus.SUCCEEDED
+    assert await kept.cancel() is False, "a job that ended otherwise cannot be cancelled"
+    assert await queue.job("no-such-job").cancel() is False
 
 
 async def test_unknown_job(queue: Queue) -> None:

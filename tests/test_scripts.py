@@ -1,26 +1,43 @@
-"""Each Lua script called directly with exact KEYS/ARGV on the real Redis: state before → after."""
+"""Each Lua script called through the store on the real Redis: state before → after.
+
+The store is the only caller of the scripts; the first tests hold every script's header (its
+named ARGV, its repeated groups) against the calls the store sends.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import re
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from importlib import resources
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 
-from asyncjobs._keys import QueueKeys
-from asyncjobs._scripts import SCRIPT_NAMES, load_scripts, run_script
+from asyncjobs._store import (
+    CancelOutcome,
+    Connection,
+    FailOutcome,
+    NewJob,
+    QueueKeys,
+    Store,
+    WorkflowMember,
+)
+from asyncjobs._store.scripts import KEY_NAMES, LEADING, LEADING_ARGS, SCRIPT_NAMES, load_scripts
 
 
 @pytest.fixture
-async def r(redis_url: str) -> AsyncIterator[Any]:
-    client = aioredis.Redis.from_url(redis_url)
-    yield client
-    await client.aclose()
+async def store(redis_url: str) -> AsyncIterator[Store]:
+    s = Store(Connection(redis_url), keep_result_ms=60_000, dead_letter_cap=100)
+    yield s
+    await s.close()
+    await s.connection.close()
+
+
+@pytest.fixture
+def r(store: Store) -> Any:
+    """redis-py on the same server, to look at the keys."""
+    return store.connection.client
 
 
 @pytest.fixture
@@ -28,99 +45,118 @@ def k() -> QueueKeys:
     return QueueKeys(f"s-{uuid.uuid4().hex[:10]}")
 
 
-def job_fields(
-    job_id: str, *, priority: int = 0, max_tries: int = 0, delay_ms: int = 0
-) -> list[Any]:
-    return [job_id, "t", b"[[],{}]", priority, max_tries, 0, delay_ms, 0, 0, "", 1000, ""]
-
-
-async def enqueue(r: Any, k: QueueKeys, *jobs: list[Any]) -> Any:
-    argv: list[Any] = [k.job_prefix, k.idempotency_prefix, len(jobs)]
-    for fields in jobs:
-        argv += fields
-    return await run_script(r, "enqueue", [k.ready, k.deferred, k.wake, k.seq, k.stats], argv)
-
-
-async def claim(
-    r: Any, k: QueueKeys, n: int, worker: str = "w1", lease_ms: int = 5000, idle: bool = True
-) -> Any:
-    return await run_script(
-        r,
-        "claim",
-        [k.ready, k.deferred, k.leases, k.wake, k.seq, k.stats, k.limits, k.dead_letters],
-        [k.job_prefix, worker, n, lease_ms, 60000, k.events, k.group_prefix, k.rate_prefix]
-        + [k.cancel, 100, int(idle), k.rate_started_prefix],
+def new(job_id: str, *, priority: int = 0, max_tries: int = 0, delay_ms: int = 0) -> NewJob:
+    return NewJob(
+        job_id, "t", b"[[],{}]", priority, max_tries, delay_ms=delay_ms, idempotency_ttl_ms=1000
     )
 
 
-async def complete(r: Any, k: QueueKeys, job_id: str, token: str) -> Any:
-    return await run_script(
-        r,
-        "complete",
-        [k.leases, k.stats, k.ready, k.wake, k.seq],
-        [k.job_prefix, 60000, k.events, k.group_prefix, job_id, token, b"1"],
-    )
+def ids(claim: Any) -> list[str]:
+    return [job.id for job in claim.jobs]
 
 
-async def fail(r: Any, k: QueueKeys, job_id: str, token: str, delay_ms: int, max_tries: int) -> Any:
-    tail = [k.events, k.group_prefix, k.cancel]
-    return await run_script(
-        r,
-        "fail",
-        [k.leases, k.deferred, k.ready, k.wake, k.seq, k.dead_letters, k.stats],
-        [k.job_prefix, job_id, token, delay_ms, max_tries, "E", "msg", "tb", 60000, 100, *tail],
-    )
+class _Recorder:
+    """A connection that records commands and answers every script with a harmless reply."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[Any, ...]] = []
+        self.wire = None
+        self.client = self
+        self.where = "recorder"
+        self.is_cluster = False
+
+    async def execute_command(self, *command: Any) -> Any:
+        self.sent.append(command)
+        return [0, 0, -1, b""] if command[0] == "EVALSHA" else None
 
 
-async def recover(r: Any, k: QueueKeys, default_max: int = 3) -> Any:
-    return await run_script(
-        r,
-        "recover",
-        [k.leases, k.ready, k.wake, k.seq, k.dead_letters, k.stats, k.limits, k.deferred],
-        [k.job_prefix, 100, default_max, 60000, 100, k.events, k.group_prefix, 3, k.cancel],
-    )
+async def test_every_script_header_matches_what_the_store_sends() -> None:
+    """Each script is called by a store method with exactly the KEYS of the key block, the
+    leading arguments, then the arguments its header names (and whole repeated groups)."""
+    recorder = _Recorder()
+    store = Store(recorder, keep_result_ms=5, dead_letter_cap=7)  # type: ignore[arg-type]
+    k = QueueKeys("q")
+    job = new("a")
+    member = WorkflowMember("t", b"[[", b"]]", b"", 0, "", 0, 0, 0, 0)
+    calls = [
+        store.enqueue(k, [job, job]),
+        store.claim(k, "w", 3, 1000, True),
+        store.extend(k, 1000, [("a", "w:1"), ("b", "w:1")]),
+        store.complete(k, [("a", "w:1", b"1")]),
+        store.fail(
+            k,
+            "a",
+            "w:1",
+            retry_delay_ms=1,
+            max_tries=3,
+            error_type="E",
+            error_message="m",
+            traceback="tb",
+        ),
+        store.requeue(k, "a", "w:1"),
+        store.recover(k, limit=10, default_max_tries=3, max_stalls=3),
+        store.cancel(k, "a"),
+        store.progress(k, "a", "w:1", 0.5, "stage", "message"),
+        store.replay(k, "0-1", "a"),
+        store.cron_tick(k, "c", 1, True, job),
+        store.heartbeat(k, "w", 1000),
+        store.start_workflow(k, "wf", "chain", b"[0]", [member, member]),
+    ]
+    for call in calls:
+        # the recorder's reply does not fit every parser; the command was sent all the same
+        with contextlib.suppress(ValueError, TypeError, IndexError, AssertionError):
+            await call
+    by_sha = {script.sha: script for script in load_scripts().values()}
+    called = set()
+    assert LEADING_ARGS == ("tag", "keep_ms", "dead_letter_cap")
+    for command in recorder.sent:
+        script = by_sha[command[1]]
+        called.add(script.name)
+        nkeys = command[2]
+        assert command[3 : 3 + nkeys] == tuple(f"{k.tag}:{name}" for name in KEY_NAMES)
+        argv = command[3 + nkeys :]
+        assert argv[:LEADING] == (k.tag, 5, 7), script.name
+        rest = len(argv) - LEADING - len(script.args)
+        assert rest >= 0 and (rest % len(script.each) == 0 if script.each else rest == 0)
+    assert called == set(SCRIPT_NAMES), "every script has a store method"
 
 
-def test_every_script_has_a_header_matching_its_callers() -> None:
-    """Each file documents KEYS, ARGV and Returns; the wrappers pass that many KEYS."""
-    folder = resources.files("asyncjobs") / "scripts"
-    source = "".join(
-        f.read_text() for f in resources.files("asyncjobs").iterdir() if f.name.endswith(".py")
-    )
-    for name in SCRIPT_NAMES:
-        text = (folder / f"{name}.lua").read_text()
-        header = (
-            text.split("\n\n")[0] if not text.startswith("--") else text[: text.find("\nlocal")]
-        )
-        assert "Returns" in header, name
-        declared = {int(n) for n in re.findall(r"KEYS\[(\d+)\]", header)}
-        assert declared == set(range(1, len(declared) + 1)), f"{name}: KEYS numbered 1..n"
-        assert f'"{name}"' in source, f"{name}.lua has a caller"
-    assert set(load_scripts()) == set(SCRIPT_NAMES)
+def test_scripts_name_their_keys_and_arguments_in_one_place() -> None:
+    """A script reads its keys from the key block (K.ready...), never KEYS[n] by position,
+    and says what it returns; its own ARGV are numbered after the leading ones (the parser
+    refuses anything else at import)."""
+    for script in load_scripts().values():
+        own = script.source.split("local function", 1)[0]  # the prelude's block is fine
+        body = script.source[len(own) :].split("\n-- " + script.name + ":", 1)[-1]
+        assert "KEYS[" not in body, f"{script.name}.lua indexes KEYS itself"
+        assert "-- Returns" in body, f"{script.name}.lua says what it returns"
 
 
-async def test_enqueue_dedupes_by_id_and_key(r: Any, k: QueueKeys) -> None:
-    reply = await enqueue(r, k, job_fields("a"), job_fields("a"), job_fields("b", delay_ms=60000))
-    assert reply == [b"a", 0, b"a", 1, b"b", 0]
+def test_a_wrong_call_is_refused_before_anything_is_sent() -> None:
+    store = Store(_Recorder(), keep_result_ms=5, dead_letter_cap=7)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match=r"fail\.lua takes"):
+        store.command("fail", QueueKeys("q"), id="a")
+    with pytest.raises(TypeError, match="groups of"):
+        store.command("complete", QueueKeys("q"), each=[("a", "w:1")])
+
+
+async def test_enqueue_dedupes_by_id_and_key(store: Store, r: Any, k: QueueKeys) -> None:
+    reply = await store.enqueue(k, [new("a"), new("a"), new("b", delay_ms=60000)])
+    assert reply == [("a", False), ("a", True), ("b", False)]
     assert await r.zrange(k.ready, 0, -1) == [b"a"]
     assert await r.zrange(k.deferred, 0, -1) == [b"b"]
     assert await r.hget(k.job("b"), "status") == b"deferred"
     assert await r.zcard(k.wake) == 1
 
 
-async def test_claim_orders_by_priority_then_fifo_and_leases(r: Any, k: QueueKeys) -> None:
-    await enqueue(
-        r,
-        k,
-        job_fields("low", priority=-1),
-        job_fields("x"),
-        job_fields("hi", priority=9),
-        job_fields("y"),
-    )
-    reply = await claim(r, k, 3)
-    ids = [reply[i] for i in range(4, len(reply), 7)]
-    assert ids == [b"hi", b"x", b"y"]
-    assert reply[0] == -1 and reply[1] > 1_700_000_000_000 and reply[2:4] == [0, b""]
+async def test_claim_orders_by_priority_then_fifo_and_leases(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("low", priority=-1), new("x"), new("hi", priority=9), new("y")])
+    claim = await store.claim(k, "w1", 3, 5000, True)
+    assert ids(claim) == ["hi", "x", "y"]
+    assert claim.next_due_ms == -1 and claim.now_ms > 1_700_000_000_000
+    assert not claim.suspects_waiting and claim.suspect is None
     assert await r.hget(k.job("hi"), "token") == b"w1:1"
     assert await r.hget(k.job("hi"), "status") == b"in_progress"
     assert await r.zcard(k.leases) == 3
@@ -128,153 +164,166 @@ async def test_claim_orders_by_priority_then_fifo_and_leases(r: Any, k: QueueKey
 
 
 async def test_rate_limited_starts_stay_an_interval_apart_after_a_late_claim(
-    r: Any, k: QueueKeys
+    store: Store, r: Any, k: QueueKeys
 ) -> None:
     """Reserved slots that all fell due while no worker looked start one by one, not together."""
-    await r.hset(k.limits, "t:interval_ms", 200)
-    await enqueue(r, k, job_fields("a"), job_fields("b"), job_fields("c"))
-    reply = await claim(r, k, 3)
-    assert [reply[i] for i in range(4, len(reply), 7)] == [b"a"], "b and c reserve later slots"
+    await store.publish_limits([k], {"t": {"interval_ms": 200}})
+    await store.enqueue(k, [new("a"), new("b"), new("c")])
+    assert ids(await store.claim(k, "w1", 3, 5000, True)) == ["a"], "b and c reserve slots"
     assert await r.zrange(k.deferred, 0, -1) == [b"b", b"c"]
     await asyncio.sleep(0.5)  # both reserved slots (+200, +400 ms) have passed
-    reply = await claim(r, k, 3)
-    assert [reply[i] for i in range(4, len(reply), 7)] == [b"b"]
+    assert ids(await store.claim(k, "w1", 3, 5000, True)) == ["b"]
     b_started = int(await r.hget(k.job("b"), "started_at"))
     status, slot = await r.hmget(k.job("c"), "status", "scheduled_at")
     assert status == b"deferred"
     assert int(float(slot)) == b_started + 200, "c waits one interval after b's actual start"
     assert await r.zscore(k.deferred, "c") == int(float(slot))
-    await r.hset(k.limits, "t:interval_ms", 0)
 
 
-async def test_fencing_refuses_an_old_token(r: Any, k: QueueKeys) -> None:
-    await enqueue(r, k, job_fields("j", max_tries=3))
-    await claim(r, k, 1, worker="slow", lease_ms=1)
+async def test_fencing_refuses_an_old_token(store: Store, r: Any, k: QueueKeys) -> None:
+    await store.enqueue(k, [new("j", max_tries=3)])
+    await store.claim(k, "slow", 1, 1, True)
     await r.delete(k.wake)
-    import asyncio
-
     await asyncio.sleep(0.01)
-    assert await recover(r, k) == [1, 0, -1]
+    recovery = await store.recover(k, limit=100, default_max_tries=3, max_stalls=3)
+    assert (recovery.recovered, recovery.dead_lettered, recovery.next_deadline_ms) == (1, [], -1)
     assert await r.hget(k.job("j"), "status") == b"queued"
-    await claim(r, k, 1, worker="fast")
+    await store.claim(k, "fast", 1, 5000, True)
     assert await r.hget(k.job("j"), "token") == b"fast:2"
-    assert await complete(r, k, "j", "slow:1") == [-1], "the slow worker's ack is refused"
-    assert await fail(r, k, "j", "slow:1", 0, 3) == -1
-    assert await complete(r, k, "j", "fast:2") == [1]
-    assert await complete(r, k, "j", "fast:2") == [-1], "a second ack is refused too"
+    assert await store.complete(k, [("j", "slow:1", b"1")]) == [False], "the slow ack is refused"
+    failed = await store.fail(
+        k, "j", "slow:1", retry_delay_ms=0, max_tries=3, error_type="E", error_message="m",
+        traceback="",
+    )  # fmt: skip
+    assert failed is FailOutcome.REFUSED
+    assert await store.complete(k, [("j", "fast:2", b"1")]) == [True]
+    assert await store.complete(k, [("j", "fast:2", b"1")]) == [False], "a second ack too"
     assert await r.hget(k.job("j"), "status") == b"succeeded"
     assert await r.ttl(k.job("j")) > 0
 
 
-async def test_fail_retries_then_dead_letters(r: Any, k: QueueKeys) -> None:
-    await enqueue(r, k, job_fields("j"))
-    await claim(r, k, 1)
-    assert await fail(r, k, "j", "w1:1", 60000, 2) == 1
+async def _fail(store: Store, k: QueueKeys, token: str, delay_ms: int, max_tries: int) -> Any:
+    return await store.fail(
+        k, "j", token, retry_delay_ms=delay_ms, max_tries=max_tries, error_type="E",
+        error_message="msg", traceback="tb",
+    )  # fmt: skip
+
+
+async def test_fail_retries_then_dead_letters(store: Store, r: Any, k: QueueKeys) -> None:
+    await store.enqueue(k, [new("j")])
+    await store.claim(k, "w1", 1, 5000, True)
+    assert await _fail(store, k, "w1:1", 60000, 2) is FailOutcome.RETRY
     assert await r.hget(k.job("j"), "status") == b"deferred"
     assert await r.zscore(k.deferred, "j") is not None
     assert await r.zcard(k.leases) == 0
     await r.zadd(k.deferred, {"j": 0})  # make it due now
-    reply = await claim(r, k, 1)
-    assert reply[4] == b"j" and reply[7] == 2
-    assert await fail(r, k, "j", "w1:2", 0, 2) == 2
+    claim = await store.claim(k, "w1", 1, 5000, True)
+    assert ids(claim) == ["j"] and claim.jobs[0].attempt == 2
+    assert await _fail(store, k, "w1:2", 0, 2) is FailOutcome.DEAD_LETTERED
     assert await r.hget(k.job("j"), "status") == b"failed"
     [(_, entry)] = await r.xrange(k.dead_letters)
     assert entry[b"id"] == b"j" and entry[b"attempts"] == b"2" and entry[b"error_type"] == b"E"
 
 
-async def test_permanent_failure_skips_retries(r: Any, k: QueueKeys) -> None:
-    await enqueue(r, k, job_fields("j"))
-    await claim(r, k, 1)
-    assert await fail(r, k, "j", "w1:1", -1, 5) == 2
+async def test_permanent_failure_skips_retries(store: Store, k: QueueKeys) -> None:
+    await store.enqueue(k, [new("j")])
+    await store.claim(k, "w1", 1, 5000, True)
+    assert await _fail(store, k, "w1:1", -1, 5) is FailOutcome.DEAD_LETTERED
 
 
-async def test_recover_dead_letters_when_tries_are_used_up(r: Any, k: QueueKeys) -> None:
-    await enqueue(r, k, job_fields("j", max_tries=1))
-    await claim(r, k, 1, lease_ms=1)
-    import asyncio
-
+async def test_recover_dead_letters_when_tries_are_used_up(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("j", max_tries=1)])
+    await store.claim(k, "w1", 1, 1, True)
     await asyncio.sleep(0.01)
-    reply = await recover(r, k)
-    assert reply[:3] == [0, 1, -1] and reply[3:5] == [b"j", b"t"] and reply[5] == b"WorkerLost"
+    recovery = await store.recover(k, limit=100, default_max_tries=3, max_stalls=3)
+    assert recovery.recovered == 0 and recovery.next_deadline_ms == -1
+    [dead] = recovery.dead_lettered
+    assert (dead.id, dead.task, dead.error_type) == ("j", "t", "WorkerLost")
     assert await r.hget(k.job("j"), "error_type") == b"WorkerLost"
     assert await r.xlen(k.dead_letters) == 1
 
 
-async def test_extend_reports_lost_leases(r: Any, k: QueueKeys) -> None:
-    await enqueue(r, k, job_fields("a"), job_fields("b"))
-    await claim(r, k, 2)
-    lost = await run_script(
-        r, "extend", [k.leases], [k.job_prefix, 5000, "a", "w1:1", "b", "other:1"]
-    )
-    assert lost == [b"b"]
+async def test_extend_reports_lost_leases(store: Store, k: QueueKeys) -> None:
+    await store.enqueue(k, [new("a"), new("b")])
+    await store.claim(k, "w1", 2, 5000, True)
+    assert await store.extend(k, 5000, [("a", "w1:1"), ("b", "other:1")]) == ["b"]
 
 
-async def test_requeue_gives_the_try_back(r: Any, k: QueueKeys) -> None:
-    await enqueue(r, k, job_fields("j"))
-    await claim(r, k, 1)
-    reply = await run_script(
-        r,
-        "requeue",
-        [k.leases, k.ready, k.wake, k.seq],
-        [k.job_prefix, "j", "w1:1", k.events, k.group_prefix],
-    )
-    assert reply == 1
+async def test_requeue_gives_the_try_back(store: Store, r: Any, k: QueueKeys) -> None:
+    await store.enqueue(k, [new("j")])
+    await store.claim(k, "w1", 1, 5000, True)
+    assert await store.requeue(k, "j", "w1:1") is True
     assert await r.hget(k.job("j"), "attempts") == b"0"
     assert await r.zrange(k.ready, 0, -1) == [b"j"]
 
 
-async def test_cancel_running_revokes_token_and_notifies(r: Any, k: QueueKeys) -> None:
-    await enqueue(r, k, job_fields("j"))
-    await claim(r, k, 1)
+async def test_cancel_running_revokes_token_and_notifies(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("j")])
+    await store.claim(k, "w1", 1, 5000, True)
     pubsub = r.pubsub()
     await pubsub.subscribe(k.cancel)
     await pubsub.get_message(timeout=1)
-    code = await run_script(
-        r,
-        "cancel",
-        [k.ready, k.deferred, k.leases, k.stats, k.wake, k.seq],
-        [k.job_prefix, "j", 60000, k.events, k.cancel, k.group_prefix],
-    )
-    assert code == 2
+    assert await store.cancel(k, "j") is CancelOutcome.CANCELLED_RUNNING
     message = await pubsub.get_message(timeout=1)
     assert message is not None and message["data"] == b"j"
     await pubsub.aclose()
-    assert await complete(r, k, "j", "w1:1") == [-1]
+    assert await store.complete(k, [("j", "w1:1", b"1")]) == [False]
     assert await r.hget(k.job("j"), "status") == b"cancelled"
+    assert await store.cancel(k, "j") is CancelOutcome.ALREADY_CANCELLED, "a retry sees it done"
 
 
-async def test_poison_pill_after_max_stalls(r: Any, k: QueueKeys) -> None:
-    import asyncio
+async def test_a_replay_sent_twice_replays_once_and_says_so_twice(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    """A replay whose reply was lost is sent again by the connection's retry: the second call
+    must report the job replayed, not 'gone'."""
+    await store.enqueue(k, [new("j")])
+    await store.claim(k, "w1", 1, 5000, True)
+    await _fail(store, k, "w1:1", -1, 1)
+    entry = await store.find_dead_letter(k, "j")
+    assert entry is not None
+    assert await store.replay(k, entry, "j") == "j"
+    assert await store.replay(k, entry, "j") == "j"
+    assert await r.zrange(k.ready, 0, -1) == [b"j"] and await r.xlen(k.dead_letters) == 0
+    assert await store.replay(k, entry, "other") is None
 
-    await enqueue(r, k, job_fields("j", max_tries=10))
+
+async def test_poison_pill_after_max_stalls(store: Store, r: Any, k: QueueKeys) -> None:
+    await store.enqueue(k, [new("j", max_tries=10)])
     for stall in (1, 2, 3):
-        await claim(r, k, 1, lease_ms=1)
+        await store.claim(k, "w1", 1, 1, True)
         await asyncio.sleep(0.01)
-        reply = await recover(r, k)
-        assert reply[:2] == ([1, 0] if stall < 3 else [0, 1])
+        recovery = await store.recover(k, limit=100, default_max_tries=3, max_stalls=3)
+        assert (recovery.recovered, len(recovery.dead_lettered)) == (
+            (1, 0) if stall < 3 else (0, 1)
+        )
     assert await r.hget(k.job("j"), "error_type") == b"PoisonPill"
     assert await r.hget(k.job("j"), "status") == b"failed"
 
 
 async def test_a_dead_workers_jobs_come_back_as_suspects_one_per_worker(
-    r: Any, k: QueueKeys
+    store: Store, r: Any, k: QueueKeys
 ) -> None:
-    import asyncio
-
-    await enqueue(r, k, job_fields("a"), job_fields("b"), job_fields("c"), job_fields("d"))
-    await claim(r, k, 2, worker="dead", lease_ms=1)  # a and b die together
+    await store.enqueue(k, [new("a"), new("b"), new("c"), new("d")])
+    await store.claim(k, "dead", 2, 1, True)  # a and b die together
     await asyncio.sleep(0.01)
-    assert (await recover(r, k))[:2] == [2, 0]
+    recovery = await store.recover(k, limit=100, default_max_tries=3, max_stalls=3)
+    assert (recovery.recovered, recovery.dead_lettered) == (2, [])
     assert await r.hget(k.job("a"), "stalls") is None, "died in company: not blamed"
-    first = await claim(r, k, 5, worker="w1")
-    assert first[3] == b"a" and first[4::7] == [b"a", b"c", b"d"], "one suspect, then the rest"
-    assert first[2] == 1, "b is still waiting"
-    carrying = await claim(r, k, 5, worker="w1", idle=False)
-    assert carrying[4::7] == [] and carrying[2] == 1, "w1 carries a suspect already"
-    other = await claim(r, k, 5, worker="w2")
-    assert other[3] == b"b" and other[2] == 0
+    first = await store.claim(k, "w1", 5, 5000, True)
+    assert first.suspect == "a" and ids(first) == ["a", "c", "d"], "one suspect, then the rest"
+    assert first.suspects_waiting, "b is still waiting"
+    carrying = await store.claim(k, "w1", 5, 5000, False)
+    assert ids(carrying) == [] and carrying.suspects_waiting, "w1 carries a suspect already"
+    other = await store.claim(k, "w2", 5, 5000, True)
+    assert other.suspect == "b" and not other.suspects_waiting
     # w1 dies with a (its one suspect), c and d: only a is blamed
     await r.zadd(k.leases, {"a": 0, "c": 0, "d": 0})
-    assert (await recover(r, k))[:2] == [3, 0]
+    recovery = await store.recover(k, limit=100, default_max_tries=3, max_stalls=3)
+    assert (recovery.recovered, recovery.dead_lettered) == (3, [])
     assert await r.hget(k.job("a"), "stalls") == b"1"
     assert await r.hget(k.job("c"), "stalls") is None

@@ -1,4 +1,4 @@
-"""The lean connection script calls and the worker's wait take (asyncjobs._wire), on real Redis."""
+"""The lean connection script calls and the worker's wait take (the store's Wire), on real Redis."""
 
 from __future__ import annotations
 
@@ -14,20 +14,19 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, ResponseError
 
 from asyncjobs import Queue, Worker, WorkerSettings, task
-from asyncjobs._connection import create_client, wire_of
-from asyncjobs._wire import Wire
+from asyncjobs._store import Connection
+from asyncjobs._store.wire import Wire
 
 from .redis_server import RedisServer, free_port
 
 
 @pytest.fixture
 async def wire(redis_url: str) -> AsyncIterator[Wire]:
-    client = create_client(redis_url)
-    found = wire_of(client)
+    connection = Connection(redis_url)
+    found = connection.wire
     assert found is not None, "a plain redis:// URL gets a Wire"
     yield found
-    found.close()
-    await client.aclose()
+    await connection.close()
 
 
 @pytest.fixture
@@ -117,7 +116,7 @@ async def test_password_and_database_from_the_url_are_used() -> None:
     try:
         url = f"redis://:pw-1@127.0.0.1:{server.port}/3"
         async with Queue(url) as queue:
-            wire = wire_of(queue.client)
+            wire = queue.store.connection.wire
             assert wire is not None
             await wire.call("SET", "wire:db", "three")
             assert await queue.client.get("wire:db") == b"three"  # redis-py on db 3 sees it
@@ -137,7 +136,7 @@ async def test_jobs_run_over_a_unix_socket() -> None:
 
         url = f"unix://{path}"
         async with Queue(url) as queue:
-            assert wire_of(queue.client) is not None
+            assert queue.store.connection.wire is not None
             job = await queue.enqueue(double, 21)
             worker = Worker(WorkerSettings(redis_url=url, functions=[double]))
             await worker.run(burst=True, handle_signals=False)
@@ -148,7 +147,7 @@ async def test_jobs_run_over_a_unix_socket() -> None:
 
 def test_clients_the_wire_does_not_speak_keep_redis_py() -> None:
     for url in ("memory://wire-test", "rediss://127.0.0.1:1/0"):
-        assert wire_of(create_client(url)) is None
+        assert Connection(url).wire is None
 
 
 def _address(url: str) -> dict[str, object]:

@@ -325,21 +325,23 @@ async def test_stop_holds_even_if_the_claim_loop_misses_its_cancellation(
 ) -> None:
     """On Python < 3.12 a cancellation that lands as a reply arrives can be swallowed
     (asyncio.wait_for, async-timeout): the claim loop must still stop, not block for 30 s."""
-    import asyncjobs._worker as worker_module
+    from asyncjobs._store import Store
+    from asyncjobs._store.scripts import load_scripts
 
-    real_run_script = worker_module.run_script
+    real_run = Store.run
+    claim_sha = load_scripts()["claim"].sha
     worker = Worker(WorkerSettings(redis_url=queue.url, functions=[add], queues=[queue.name]))
 
-    async def claim_that_swallows_the_stop(client: Any, name: str, *args: Any) -> Any:
-        reply = asyncio.ensure_future(real_run_script(client, name, *args))
-        if name == "claim":
+    async def claim_that_swallows_the_stop(store: Store, command: Any) -> Any:
+        reply = asyncio.ensure_future(real_run(store, command))
+        if command[1] == claim_sha:
             worker.stop()  # run() cancels the claim loop while this reply is on its way
         try:
             return await asyncio.shield(reply)
         except asyncio.CancelledError:
             return await reply  # ... and the cancellation is lost, as wait_for can lose it
 
-    monkeypatch.setattr(worker_module, "run_script", claim_that_swallows_the_stop)
+    monkeypatch.setattr(Store, "run", claim_that_swallows_the_stop)
     job = await queue.enqueue(add, 1, 2)
     run = asyncio.create_task(worker.run(handle_signals=False))
     done, _ = await asyncio.wait({run}, timeout=5)
@@ -374,31 +376,75 @@ async def test_cancelling_run_stops_everything_it_started(queue: Queue) -> None:
     assert info.status is JobStatus.QUEUED and info.attempts == 0
 
 
-async def test_a_finished_try_leaves_the_next_try_of_its_job_in_place(
-    queue: Queue, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_a_finished_try_leaves_the_next_try_of_its_job_in_place(queue: Queue) -> None:
     """After a lost lease the same worker can reclaim the job while the old try still reports:
-    the old try ending must not drop the new one from `running` (whose lease would then never
-    be renewed, run out, and be reclaimed again: a loop the chaos outage test once hit)."""
-    import asyncjobs._worker as worker_module
-    from asyncjobs._runner import ClaimedJob
+    the old try ending must not drop the new one from the running table (whose lease would then
+    never be renewed, run out, and be reclaimed again: a loop the chaos outage test once hit)."""
+    from asyncjobs._running import ClaimedJob, RunningJobs
 
-    async def reported(worker: Any, job: ClaimedJob) -> None:
-        return None
-
-    monkeypatch.setattr(worker_module, "run_job", reported)
-    worker = Worker(WorkerSettings(redis_url=queue.url, functions=[add], queues=[queue.name]))
     keys = queue.keys_for(queue.name)
-    tries = [
-        ClaimedJob(keys, "j", "add", b"[[],{}]", n, 3, 0, 0, f"{worker.id}:{n}") for n in (1, 2)
-    ]
-    second = asyncio.get_running_loop().create_future()
-    worker.running["j"] = (second, tries[1])  # type: ignore[assignment]
-    await worker._run(tries[0])  # the first try ends after the second was claimed
-    assert worker.running["j"][1] is tries[1]
-    await worker._run(tries[1])
-    assert "j" not in worker.running
-    second.cancel()
+    running = RunningJobs()
+    tries = [ClaimedJob(keys, "j", "add", b"[[],{}]", n, 3, 0, 0, f"w:{n}") for n in (1, 2)]
+    first_may_end, second_may_end = asyncio.Event(), asyncio.Event()
+
+    async def run(job: ClaimedJob) -> None:
+        await (first_may_end if job.attempt == 1 else second_may_end).wait()
+
+    for job in tries:
+        running.start(job, run)
+    assert running.held(keys) == [("j", "w:1"), ("j", "w:2")], "each try's lease is renewed"
+    first_may_end.set()
+    await asyncio.sleep(0.01)
+    assert running.held(keys) == [("j", "w:2")], "the second try is still tracked"
+    second_may_end.set()
+    await asyncio.sleep(0.01)
+    assert len(running) == 0 and running.finished == 2
+
+
+async def test_a_try_cancelled_before_it_started_leaves_the_table(queue: Queue) -> None:
+    """A lost lease can cancel a try whose task has not run a single step: its coroutine never
+    starts, so only the task's own end can free its slot (a leak here stalls the worker)."""
+    from asyncjobs._running import ClaimedJob, RunningJobs
+
+    keys = queue.keys_for(queue.name)
+    running = RunningJobs()
+    job = ClaimedJob(keys, "j", "add", b"[[],{}]", 1, 3, 0, 0, "w:1")
+    ran = False
+
+    async def run(job: ClaimedJob) -> None:
+        nonlocal ran
+        ran = True
+
+    running.start(job, run)
+    assert running.lose([("j", "w:1")], ["j"]) == ["j"]  # before the task took its first step
+    await asyncio.sleep(0.01)
+    assert not ran and len(running) == 0, "the slot came back"
+
+
+async def test_a_lost_lease_stops_only_the_try_that_was_extended(queue: Queue) -> None:
+    """The lease keeper decides from the (id, token) pairs it extended: a newer try of the same
+    job, claimed while the extend call was in flight, keeps running."""
+    from asyncjobs._running import ClaimedJob, RunningJobs
+
+    keys = queue.keys_for(queue.name)
+    running = RunningJobs()
+    forever = asyncio.Event()
+
+    async def run(job: ClaimedJob) -> None:
+        await forever.wait()
+
+    old = ClaimedJob(keys, "j", "add", b"[[],{}]", 1, 3, 0, 0, "w:1")
+    running.start(old, run)
+    extended = running.held(keys)  # the keeper's snapshot, sent with its extend call
+    new = ClaimedJob(keys, "j", "add", b"[[],{}]", 2, 3, 0, 0, "w:2")
+    running.start(new, run)  # reclaimed meanwhile
+    assert running.lose(extended, ["j"]) == ["j"]
+    await asyncio.sleep(0.01)
+    assert old.task is not None and old.task.cancelled()
+    assert new.task is not None and not new.task.done(), "the new, valid try was not touched"
+    assert running.held(keys) == [("j", "w:2")]
+    running.cancel("shutdown")
+    await asyncio.sleep(0.01)
 
 
 async def test_shutdown_past_grace_requeues_without_spending_a_try(queue: Queue) -> None:
@@ -488,7 +534,7 @@ def test_settings_refuse_unknown_names() -> None:
 async def test_oversized_payloads_are_refused_at_both_ends(queue: Queue) -> None:
     from asyncjobs import SerializationError
 
-    small = Queue(queue.url, name=queue.name, max_payload_bytes=100, client=queue.client)
+    small = Queue(name=queue.name, max_payload_bytes=100, store=queue.store)
     with pytest.raises(SerializationError, match="over max_payload_bytes"):
         await small.enqueue(add, "x" * 200, 1)
     big = await queue.enqueue("add", "y" * 5000, 1)  # written by a client with a higher limit

@@ -1,4 +1,15 @@
--- Shared helpers, prepended to every script at load time (never run on its own).
+-- Shared by every script, prepended at load time (never run on its own).
+--
+-- The key block: every script gets these KEYS, in this order, each named "<tag>:<name>".
+-- The store builds them from this list, so adding a key is a change to this line only.
+local KEY_NAMES = {'ready', 'deferred', 'leases', 'wake', 'seq', 'stats', 'limits', 'dlq',
+  'workers', 'cron'}
+-- The leading arguments, the same for every script (a script's own ARGV come after them):
+--   ARGV[1] tag   the queue's hash tag "{<prefix>:<queue>}"; every key a script builds starts
+--     with it, so all keys of a queue share one Redis Cluster slot
+--   ARGV[2] keep_ms   how long a finished job's record stays readable (0 = deleted at once)
+--   ARGV[3] dead_letter_cap   how many dead letters the stream keeps (approximately)
+--
 -- Invariants kept here for every script:
 --   * time comes from Redis (TIME), never from a client;
 --   * a job is in at most one of ready / deferred / leases, matching its `status` field;
@@ -7,9 +18,19 @@
 if redis.replicate_commands then pcall(redis.replicate_commands) end
 local rcall = redis.call
 
-local function now_ms()
+local K = {}
+for i, name in ipairs(KEY_NAMES) do K[name] = KEYS[i] end
+local LEADING = 3
+local TAG, KEEP_MS, DEAD_LETTER_CAP = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+-- Prefixes of the keys made per job, per idempotency key, per workflow, per group, per task.
+local P = {job = TAG .. ':job:', idem = TAG .. ':idem:', wf = TAG .. ':wf:',
+  group = TAG .. ':group:', rate = TAG .. ':rate:', rate_started = TAG .. ':rate-started:'}
+local EVENTS, CANCELS = TAG .. ':events', TAG .. ':cancel'
+
+local NOW
+do
   local t = rcall('TIME')
-  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
 -- Ready-set score: a priority band, then a FIFO sequence inside the band. Higher priority runs
@@ -18,14 +39,23 @@ local PRIORITY_LIMIT = 1000
 local SEQ_SPAN = 1099511627776
 
 -- `priority` may be passed by a caller that has it at hand (saves reading it back).
-local function ready_score(seq_key, job_key, priority)
+local function ready_score(job_key, priority)
   priority = tonumber(priority or rcall('HGET', job_key, 'priority') or '0') or 0
   priority = math.max(-PRIORITY_LIMIT, math.min(PRIORITY_LIMIT, priority))
-  return (PRIORITY_LIMIT - priority) * SEQ_SPAN + rcall('INCR', seq_key) % SEQ_SPAN
+  return (PRIORITY_LIMIT - priority) * SEQ_SPAN + rcall('INCR', K.seq) % SEQ_SPAN
 end
 
-local function push_ready(ready_key, seq_key, job_key, job_id, priority)
-  rcall('ZADD', ready_key, ready_score(seq_key, job_key, priority), job_id)
+local function push_ready(job_key, id, priority)
+  rcall('ZADD', K.ready, ready_score(job_key, priority), id)
+end
+
+-- A wake-up is a flag, not a counter: one member, so the key never grows.
+local function wake()
+  rcall('ZADD', K.wake, 0, 'w')
+end
+
+local function count(field, n)
+  rcall('HINCRBY', K.stats, field, n or 1)
 end
 
 -- Suspects: jobs that were running on a worker that died. They sit in the ready set after
@@ -35,86 +65,94 @@ end
 -- its own and succeeds.
 local SUSPECT_BAND = (2 * PRIORITY_LIMIT + 1) * SEQ_SPAN
 
-local function push_suspect(ready_key, seq_key, job_key, job_id)
+local function push_suspect(job_key, id)
   rcall('HSET', job_key, 'suspect', 1)
-  rcall('ZADD', ready_key, SUSPECT_BAND + ready_score(seq_key, job_key), job_id)
+  rcall('ZADD', K.ready, SUSPECT_BAND + ready_score(job_key), id)
 end
 
--- Creates one job from the 12 enqueue fields starting at ARGV[b] (see enqueue.lua), unless a
--- job with that id, or the idempotency key, exists. Returns the job id and 1 if it existed.
-local FIELDS_PER_JOB = 12
-local function create_job(ready_key, deferred_key, seq_key, job_prefix, idem_prefix, now, b,
-                          stats_key)
+-- The fields of a new job, as enqueue and cron_tick receive them (one group per job):
+--   id, task, payload, priority, max_tries (0 = the worker's default), timeout_ms (0 = default),
+--   delay_ms, defer_until_ms (absolute, 0 = none), expires_ms (relative to now, 0 = never),
+--   idempotency_key ('' = none), idempotency_ttl_ms, concurrency_key ('' = none; groups jobs of
+--   a task that has max_concurrency)
+local JOB_FIELDS = {'id', 'task', 'payload', 'priority', 'max_tries', 'timeout_ms', 'delay_ms',
+  'defer_until_ms', 'expires_ms', 'idempotency_key', 'idempotency_ttl_ms', 'concurrency_key'}
+
+-- Creates one job from the JOB_FIELDS starting at ARGV[b], unless a job with that id, or the
+-- idempotency key, exists. Returns the job id and 1 if it existed.
+local function create_job(b)
   local id, task, payload = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local priority, max_tries, timeout = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local delay, defer_until = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
   local expires, idem_key, idem_ttl = tonumber(ARGV[b + 8]), ARGV[b + 9], tonumber(ARGV[b + 10])
   local concurrency_key = ARGV[b + 11]
   if idem_key ~= '' then
-    local existing = rcall('GET', idem_prefix .. idem_key)
+    local existing = rcall('GET', P.idem .. idem_key)
     if existing then return existing, 1 end
   end
-  local job_key = job_prefix .. id
+  local job_key = P.job .. id
   if rcall('EXISTS', job_key) == 1 then return id, 1 end
-  local due = math.max(now + delay, defer_until)
+  local due = math.max(NOW + delay, defer_until)
   rcall('HSET', job_key, 'task', task, 'payload', payload, 'priority', priority,
-    'max_tries', max_tries, 'timeout', timeout, 'attempts', 0, 'enqueued_at', now)
-  if expires > 0 then rcall('HSET', job_key, 'expires_at', now + expires) end
+    'max_tries', max_tries, 'timeout', timeout, 'attempts', 0, 'enqueued_at', NOW)
+  if expires > 0 then rcall('HSET', job_key, 'expires_at', NOW + expires) end
   if concurrency_key ~= '' then rcall('HSET', job_key, 'concurrency_key', concurrency_key) end
   if idem_key ~= '' then
     rcall('HSET', job_key, 'idempotency_key', idem_key)
-    rcall('SET', idem_prefix .. idem_key, id, 'PX', idem_ttl)
+    rcall('SET', P.idem .. idem_key, id, 'PX', idem_ttl)
   end
-  if due > now then
+  if due > NOW then
     rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', due)
-    rcall('ZADD', deferred_key, due, id)
+    rcall('ZADD', K.deferred, due, id)
   else
     rcall('HSET', job_key, 'status', 'queued')
-    push_ready(ready_key, seq_key, job_key, id, priority)
+    push_ready(job_key, id, priority)
   end
-  rcall('HINCRBY', stats_key, 'enqueued:' .. task, 1)  -- per task, for metrics (bounded by tasks)
+  count('enqueued:' .. task)  -- per task, for metrics (bounded by the number of tasks)
   return id, 0
 end
 
 -- A job leaving in_progress gives back its concurrency-group slot, and the first job waiting
 -- for that group goes back to the ready set with the score it had.
-local function release_slot(job_key, id, job_prefix, group_prefix, ready_key, wake_key)
+local function release_slot(job_key, id)
   local group = rcall('HGET', job_key, 'group')
   if not group then return end
   rcall('HDEL', job_key, 'group')
-  rcall('SREM', group_prefix .. group .. ':running', id)
-  local nxt = rcall('ZPOPMIN', group_prefix .. group .. ':blocked', 1)
+  rcall('SREM', P.group .. group .. ':running', id)
+  local nxt = rcall('ZPOPMIN', P.group .. group .. ':blocked', 1)
   if #nxt > 0 then
-    rcall('HDEL', job_prefix .. nxt[1], 'blocked')
-    rcall('ZADD', ready_key, nxt[2], nxt[1])
-    rcall('ZADD', wake_key, 0, 'w')
+    rcall('HDEL', P.job .. nxt[1], 'blocked')
+    rcall('ZADD', K.ready, nxt[2], nxt[1])
+    wake()
   end
 end
 
-local function publish(channel, job_id, status)
-  rcall('PUBLISH', channel, job_id .. ' ' .. status)
+local function publish(id, status)
+  rcall('PUBLISH', EVENTS, id .. ' ' .. status)
 end
 
 -- Ends a job in a terminal status: stamps it, lets its record expire, tells the waiters.
-local function finish_job(job_key, job_id, status, now, keep_ms, channel)
-  rcall('HSET', job_key, 'status', status, 'finished_at', now)
+-- `keep_ms` defaults to the caller's KEEP_MS (a workflow's members keep the workflow's).
+local function finish_job(job_key, id, status, keep_ms)
+  keep_ms = keep_ms or KEEP_MS
+  rcall('HSET', job_key, 'status', status, 'finished_at', NOW)
   rcall('HDEL', job_key, 'token')
   if keep_ms > 0 then
     rcall('PEXPIRE', job_key, keep_ms)
   else
     rcall('DEL', job_key)
   end
-  publish(channel, job_id, status)
+  publish(id, status)
 end
 
 -- Copies a failed job, with its error, onto the capped dead-letter stream.
-local function dead_letter(dlq_key, maxlen, job_key, job_id, now)
+local function dead_letter(job_key, id)
   local f = rcall('HMGET', job_key, 'task', 'payload', 'priority', 'max_tries', 'timeout',
     'attempts', 'enqueued_at', 'error_type', 'error_message', 'traceback', 'concurrency_key')
-  rcall('XADD', dlq_key, 'MAXLEN', '~', maxlen, '*',
-    'id', job_id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
+  rcall('XADD', K.dlq, 'MAXLEN', '~', DEAD_LETTER_CAP, '*',
+    'id', id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
     'max_tries', f[4] or '0', 'timeout', f[5] or '0', 'attempts', f[6] or '0',
-    'enqueued_at', f[7] or '0', 'failed_at', now, 'error_type', f[8] or '',
+    'enqueued_at', f[7] or '0', 'failed_at', NOW, 'error_type', f[8] or '',
     'error_message', f[9] or '', 'traceback', f[10] or '', 'concurrency_key', f[11] or '')
 end
 
@@ -123,7 +161,7 @@ local function set_error(job_key, error_type, error_message, traceback)
     'traceback', traceback)
 end
 
--- Workflows. A workflow hash (`{q}:wf:<id>`) holds, per member i: task:i, head:i, tail:i,
+-- Workflows. A workflow hash (`<tag>:wf:<id>`) holds, per member i: task:i, head:i, tail:i,
 -- tpl:i (input template: JSON list of literal JSON strings and member indexes), wait:i (results
 -- still awaited), next:i (members waiting for i), opt:i (priority,max_tries,timeout_ms), tol:i
 -- (1 = its failure is tolerated), r:i (its result); and id, job_key, total, done, status,
@@ -143,48 +181,47 @@ local function wf_build(wf_key, tpl)
   return table.concat(parts)
 end
 
-local function wf_start_member(wf_key, i, job_prefix, ready_key, seq_key, now)
+local function wf_start_member(wf_key, i)
   local f = rcall('HMGET', wf_key, 'id', 'task:' .. i, 'head:' .. i, 'tail:' .. i, 'tpl:' .. i,
     'opt:' .. i)
   local id = f[1] .. '.' .. i
-  local job_key = job_prefix .. id
+  local job_key = P.job .. id
   if rcall('EXISTS', job_key) == 1 then return end
   local payload = f[3]
   if f[5] and f[5] ~= '' then payload = f[3] .. wf_build(wf_key, f[5]) .. f[4] end
   local o = {}
   for v in string.gmatch(f[6], '[^,]+') do o[#o + 1] = v end
   rcall('HSET', job_key, 'task', f[2], 'payload', payload, 'priority', o[1], 'max_tries', o[2],
-    'timeout', o[3], 'attempts', 0, 'enqueued_at', now, 'status', 'queued',
+    'timeout', o[3], 'attempts', 0, 'enqueued_at', NOW, 'status', 'queued',
     'workflow', wf_key, 'node', i)
-  push_ready(ready_key, seq_key, job_key, id)
+  push_ready(job_key, id)
 end
 
 -- Ends every member still waiting or running, as cancelled (the workflow failed or was cancelled).
-local function wf_cancel_members(wf_key, skip_id, job_prefix, group_prefix, k, now, keep_ms,
-                                 channel, cancel_channel)
+local function wf_cancel_members(wf_key, skip_id, keep_ms)
   local id, total = rcall('HGET', wf_key, 'id'), tonumber(rcall('HGET', wf_key, 'total'))
   for i = 0, total - 1 do
     local member = id .. '.' .. i
-    local job_key = job_prefix .. member
+    local job_key = P.job .. member
     local status = member ~= skip_id and rcall('HGET', job_key, 'status')
     if status == 'queued' or status == 'deferred' or status == 'in_progress' then
-      rcall('ZREM', k.ready, member)
-      rcall('ZREM', k.deferred, member)
+      rcall('ZREM', K.ready, member)
+      rcall('ZREM', K.deferred, member)
       local blocked = rcall('HGET', job_key, 'blocked')
-      if blocked then rcall('ZREM', group_prefix .. blocked .. ':blocked', member) end
+      if blocked then rcall('ZREM', P.group .. blocked .. ':blocked', member) end
       if status == 'in_progress' then
-        rcall('ZREM', k.leases, member)
-        release_slot(job_key, member, job_prefix, group_prefix, k.ready, k.wake)
-        rcall('PUBLISH', cancel_channel, member)
+        rcall('ZREM', K.leases, member)
+        release_slot(job_key, member)
+        rcall('PUBLISH', CANCELS, member)
       end
-      finish_job(job_key, member, 'cancelled', now, keep_ms, channel)
+      finish_job(job_key, member, 'cancelled', keep_ms)
     end
   end
 end
 
 -- A member succeeded (or failed, tolerated): record its result once, start the members that
 -- were waiting only for it, and end the workflow when every member is done.
-local function wf_member_done(member_key, result, job_prefix, k, now, channel)
+local function wf_member_done(member_key, result)
   local m = rcall('HMGET', member_key, 'workflow', 'node')
   local wf_key, node = m[1], m[2]
   if not wf_key or rcall('HGET', wf_key, 'status') ~= 'running' then return end
@@ -193,11 +230,11 @@ local function wf_member_done(member_key, result, job_prefix, k, now, channel)
   local started = false
   for d in string.gmatch(rcall('HGET', wf_key, 'next:' .. node) or '', '[^,]+') do
     if rcall('HINCRBY', wf_key, 'wait:' .. d, -1) == 0 then
-      wf_start_member(wf_key, d, job_prefix, k.ready, k.seq, now)
+      wf_start_member(wf_key, d)
       started = true
     end
   end
-  if started then rcall('ZADD', k.wake, 0, 'w') end
+  if started then wake() end
   local w = rcall('HMGET', wf_key, 'id', 'job_key', 'total', 'keep')
   local total = tonumber(w[3])
   rcall('HSET', w[2], 'progress', done / total, 'message', done .. ' of ' .. total ..
@@ -205,24 +242,23 @@ local function wf_member_done(member_key, result, job_prefix, k, now, channel)
   if done == total then
     rcall('HSET', wf_key, 'status', 'succeeded')
     rcall('HSET', w[2], 'result', wf_build(wf_key, rcall('HGET', wf_key, 'result_tpl')))
-    finish_job(w[2], w[1], 'succeeded', now, tonumber(w[4]), channel)
+    finish_job(w[2], w[1], 'succeeded', tonumber(w[4]))
     rcall('PEXPIRE', wf_key, math.max(tonumber(w[4]), 1))
   else
-    publish(channel, w[1], 'progress')
+    publish(w[1], 'progress')
   end
 end
 
 -- A member failed for good (dead-lettered, cancelled, expired). Tolerated: its result becomes a
 -- failure marker. Otherwise the workflow fails, naming the member, and the rest is cancelled.
-local function wf_member_failed(member_key, member_id, error_type, message, job_prefix,
-                                group_prefix, k, now, channel, cancel_channel)
+local function wf_member_failed(member_key, member_id, error_type, message)
   local m = rcall('HMGET', member_key, 'workflow', 'node', 'task')
   local wf_key, node = m[1], m[2]
   if not wf_key or rcall('HGET', wf_key, 'status') ~= 'running' then return end
   if rcall('HGET', wf_key, 'tol:' .. node) == '1' then
     local marker = '{"failed":true,"job_id":' .. cjson.encode(member_id) .. ',"error_type":' ..
       cjson.encode(error_type) .. ',"error":' .. cjson.encode(message) .. '}'
-    wf_member_done(member_key, marker, job_prefix, k, now, channel)
+    wf_member_done(member_key, marker)
     return
   end
   local w = rcall('HMGET', wf_key, 'id', 'job_key', 'keep')
@@ -230,8 +266,7 @@ local function wf_member_failed(member_key, member_id, error_type, message, job_
   rcall('HSET', wf_key, 'status', 'failed')
   set_error(w[2], error_type, 'member ' .. member_id .. ' (' .. (m[3] or '?') .. ') failed: ' ..
     message, '')
-  finish_job(w[2], w[1], 'failed', now, keep, channel)
-  wf_cancel_members(wf_key, member_id, job_prefix, group_prefix, k, now, keep, channel,
-    cancel_channel)
+  finish_job(w[2], w[1], 'failed', keep)
+  wf_cancel_members(wf_key, member_id, keep)
   rcall('PEXPIRE', wf_key, math.max(keep, 1))
 end

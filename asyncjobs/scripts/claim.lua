@@ -1,15 +1,9 @@
 -- claim: promote due deferred jobs, then hand out up to N ready jobs under fresh leases,
 -- honouring per-task concurrency limits and rate limits.
--- KEYS[1] ready   KEYS[2] deferred   KEYS[3] leases   KEYS[4] wake   KEYS[5] seq   KEYS[6] stats
--- KEYS[7] limits   KEYS[8] dead-letter stream (for corrupt job records)
--- ARGV[1] job prefix   ARGV[2] worker id   ARGV[3] N (free slots)   ARGV[4] lease ms
--- ARGV[5] keep ms (for jobs that expired unstarted)   ARGV[6] events channel
--- ARGV[7] concurrency-group prefix   ARGV[8] rate-limit prefix   ARGV[9] cancel channel
--- ARGV[10] dead-letter cap   ARGV[11] '1' = this worker carries no suspect: it may take one
--- ARGV[12] rate-limit last-start prefix
+-- ARGV[4] worker (its id)   ARGV[5] slots (how many jobs it can take)   ARGV[6] lease_ms
+-- ARGV[7] may_take_suspect ('1' = this worker carries no suspect: it may take one)
 -- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), suspects left waiting
---   (0/1), the id of the suspect handed out in this claim ('' = none), then 7 fields per
---   claimed job:
+--   (0/1), the id of the suspect handed out in this claim ('' = none), then per claimed job:
 --   id, task, payload, attempts (this try, from 1), max_tries, timeout_ms, enqueued_at_ms}
 -- Each claim's lease token is "<worker id>:<attempts>", unique per job and try; ack, fail,
 -- requeue, progress and extend act only while the job still holds that token.
@@ -20,18 +14,15 @@
 --   never closer than its interval: a reserved slot taken late pushes the next one back. A
 --   corrupt job record (no task or payload, non-numeric counters) is dead-lettered here: this
 --   script must never stop half-way, since Redis keeps what a failed script already wrote.
-local now = now_ms()
-local job_prefix, worker, n = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local lease_ms, keep_ms, channel = tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
-local group_prefix, rate_prefix = ARGV[7], ARGV[8]
+local worker, n, lease_ms = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
-local due = rcall('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+local due = rcall('ZRANGEBYSCORE', K.deferred, '-inf', NOW, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
-  rcall('ZREM', KEYS[2], id)
-  local job_key = job_prefix .. id
+  rcall('ZREM', K.deferred, id)
+  local job_key = P.job .. id
   if rcall('EXISTS', job_key) == 1 then
     rcall('HSET', job_key, 'status', 'queued')
-    push_ready(KEYS[1], KEYS[5], job_key, id)
+    push_ready(job_key, id)
   end
 end
 
@@ -39,7 +30,7 @@ local limit_cache = {}
 local function limits_of(task)
   local l = limit_cache[task]
   if not l then
-    local v = rcall('HMGET', KEYS[7], task .. ':concurrency', task .. ':interval_ms')
+    local v = rcall('HMGET', K.limits, task .. ':concurrency', task .. ':interval_ms')
     l = {tonumber(v[1] or '0') or 0, tonumber(v[2] or '0') or 0}
     limit_cache[task] = l
   end
@@ -48,19 +39,19 @@ end
 
 -- Moves every job waiting in a group back to ready (its limit was lifted or raised).
 local function unblock(group, count)
-  local blocked = group_prefix .. group .. ':blocked'
+  local blocked = P.group .. group .. ':blocked'
   local moved = rcall('ZPOPMIN', blocked, count)
   for i = 1, #moved, 2 do
-    rcall('HDEL', job_prefix .. moved[i], 'blocked')
-    rcall('ZADD', KEYS[1], moved[i + 1], moved[i])
+    rcall('HDEL', P.job .. moved[i], 'blocked')
+    rcall('ZADD', K.ready, moved[i + 1], moved[i])
   end
 end
 
-local out = {-1, now, 0, ''}
+local out = {-1, NOW, 0, ''}
 -- A worker without a suspect takes the oldest one first (one slot), then ordinary jobs.
-local take_suspect = ARGV[11] == '1'
+local take_suspect = ARGV[7] == '1'
 if take_suspect then
-  local last = rcall('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+  local last = rcall('ZRANGE', K.ready, -1, -1, 'WITHSCORES')
   take_suspect = #last > 0 and tonumber(last[2]) >= SUSPECT_BAND
 end
 local claimed, expired = 0, 0
@@ -68,11 +59,11 @@ while claimed < n do
   local popped
   local suspect_pop = take_suspect
   if suspect_pop then
-    popped = rcall('ZRANGEBYSCORE', KEYS[1], SUSPECT_BAND, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
-    if #popped > 0 then rcall('ZREM', KEYS[1], popped[1]) end
+    popped = rcall('ZRANGEBYSCORE', K.ready, SUSPECT_BAND, '+inf', 'WITHSCORES', 'LIMIT', 0, 1)
+    if #popped > 0 then rcall('ZREM', K.ready, popped[1]) end
     take_suspect = false
   else
-    popped = rcall('ZPOPMIN', KEYS[1], n - claimed)
+    popped = rcall('ZPOPMIN', K.ready, n - claimed)
   end
   if #popped == 0 and not suspect_pop then break end
   local reached_suspects = false
@@ -80,7 +71,7 @@ while claimed < n do
     -- only one suspect per worker: put the others back (they are last in line anyway)
     for i = 1, #popped, 2 do
       if tonumber(popped[i + 1]) >= SUSPECT_BAND then
-        rcall('ZADD', KEYS[1], popped[i + 1], popped[i])
+        rcall('ZADD', K.ready, popped[i + 1], popped[i])
         popped[i] = false
       end
     end
@@ -89,7 +80,7 @@ while claimed < n do
   for i = 1, #popped, 2 do
     local id, score = popped[i], popped[i + 1]
     if id then
-      local job_key = job_prefix .. id
+      local job_key = P.job .. id
       local f = rcall('HMGET', job_key, 'task', 'payload', 'attempts', 'max_tries', 'timeout',
         'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot', 'workflow')
       local previous_attempts = tonumber(f[3] or '0')
@@ -98,76 +89,70 @@ while claimed < n do
           or (f[7] and not expires_at)) then
         set_error(job_key, 'PayloadError', 'the job record is corrupt: a task, a payload and ' ..
           'numeric counters are required (was it written by hand?)', '')
-        local k = {ready = KEYS[1], deferred = KEYS[2], leases = KEYS[3], wake = KEYS[4],
-          seq = KEYS[5]}
-        dead_letter(KEYS[8], tonumber(ARGV[10]), job_key, id, now)
-        wf_member_failed(job_key, id, 'PayloadError', 'corrupt job record', job_prefix,
-          group_prefix, k, now, channel, ARGV[9])
-        finish_job(job_key, id, 'failed', now, keep_ms, channel)
-        rcall('HINCRBY', KEYS[6], 'failed', 1)
+        dead_letter(job_key, id)
+        wf_member_failed(job_key, id, 'PayloadError', 'corrupt job record')
+        finish_job(job_key, id, 'failed')
+        count('failed')
       elseif f[8] == 'queued' then
         local task = f[1]
-        if expires_at and expires_at <= now then
+        if expires_at and expires_at <= NOW then
           expired = expired + 1
-          local k = {ready = KEYS[1], deferred = KEYS[2], leases = KEYS[3], wake = KEYS[4],
-            seq = KEYS[5]}
-          wf_member_failed(job_key, id, 'JobExpired', 'expired before it started', job_prefix,
-            group_prefix, k, now, channel, ARGV[9])
-          finish_job(job_key, id, 'expired', now, keep_ms, channel)
+          wf_member_failed(job_key, id, 'JobExpired', 'expired before it started')
+          finish_job(job_key, id, 'expired')
         else
           local lim = limits_of(task)
           local group = task
           if f[9] then group = task .. ':' .. f[9] end
           local runnable = true
           if lim[1] > 0 then
-            if rcall('SCARD', group_prefix .. group .. ':running') >= lim[1] then
-              rcall('ZADD', group_prefix .. group .. ':blocked', score, id)
+            if rcall('SCARD', P.group .. group .. ':running') >= lim[1] then
+              rcall('ZADD', P.group .. group .. ':blocked', score, id)
               rcall('HSET', job_key, 'blocked', group)
               -- a reserved rate slot is stale by the time a concurrency slot frees: start over
               if f[10] then rcall('HDEL', job_key, 'rate_slot') end
               runnable = false
             end
-          elseif rcall('EXISTS', group_prefix .. group .. ':blocked') == 1 then
+          elseif rcall('EXISTS', P.group .. group .. ':blocked') == 1 then
             unblock(group, 1000)
           end
           if runnable and lim[2] > 0 then
-            local rate_key, started_key = rate_prefix .. task, ARGV[12] .. task
+            local rate_key, started_key = P.rate .. task, P.rate_started .. task
             local next_free = tonumber(rcall('GET', rate_key) or '0') or 0
             local last_start = tonumber(rcall('GET', started_key) or '0') or 0
             -- never closer than one interval to the last start, even when a slot is taken late
-            local slot = math.max(now, last_start + lim[2])
+            local slot = math.max(NOW, last_start + lim[2])
             if not f[10] then slot = math.max(slot, next_free) end
-            if slot > now then
+            if slot > NOW then
               rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', slot, 'rate_slot', 1)
-              rcall('ZADD', KEYS[2], slot, id)
+              rcall('ZADD', K.deferred, slot, id)
               runnable = false
               next_free = math.max(next_free, slot + lim[2])
             else
-              rcall('SET', started_key, now, 'PX', lim[2] + 1000)
-              next_free = math.max(next_free, now + lim[2])
+              rcall('SET', started_key, NOW, 'PX', lim[2] + 1000)
+              next_free = math.max(next_free, NOW + lim[2])
             end
-            rcall('SET', rate_key, next_free, 'PX', next_free - now + 1000)
+            rcall('SET', rate_key, next_free, 'PX', next_free - NOW + 1000)
           end
           if runnable then
             local attempts = previous_attempts + 1
             rcall('HSET', job_key, 'status', 'in_progress', 'attempts', attempts,
-              'started_at', now, 'token', worker .. ':' .. attempts, 'worker', worker)
+              'started_at', NOW, 'token', worker .. ':' .. attempts, 'worker', worker)
             if f[10] then rcall('HDEL', job_key, 'rate_slot') end
             if attempts > 1 then rcall('HDEL', job_key, 'progress', 'stage', 'message') end
             if f[11] and rcall('HSETNX', f[11], 'started', 1) == 1 then
               local w = rcall('HMGET', f[11], 'id', 'job_key')
-              rcall('HSET', w[2], 'status', 'in_progress', 'started_at', now)
-              publish(channel, w[1], 'in_progress')
+              rcall('HSET', w[2], 'status', 'in_progress', 'started_at', NOW)
+              publish(w[1], 'in_progress')
             end
             if lim[1] > 0 then
-              local running = group_prefix .. group .. ':running'
+              local running = P.group .. group .. ':running'
               rcall('SADD', running, id)
               rcall('HSET', job_key, 'group', group)
               local free = lim[1] - rcall('SCARD', running)
               if free > 0 then unblock(group, free) end
             end
-            rcall('ZADD', KEYS[3], now + lease_ms, id)
-            publish(channel, id, 'in_progress')
+            rcall('ZADD', K.leases, NOW + lease_ms, id)
+            publish(id, 'in_progress')
             claimed = claimed + 1
             if suspect_pop then out[4] = id end
             local o = #out
@@ -185,14 +170,14 @@ while claimed < n do
   end
   if reached_suspects then break end
 end
-local last = rcall('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+local last = rcall('ZRANGE', K.ready, -1, -1, 'WITHSCORES')
 if #last > 0 and tonumber(last[2]) >= SUSPECT_BAND then out[3] = 1 end
-if expired > 0 then rcall('HINCRBY', KEYS[6], 'expired', expired) end
+if expired > 0 then count('expired', expired) end
 
 -- Chain wake-up: if work is left, let the next blocked worker see it. (A worker that already
 -- carries a suspect and finds only suspects waits for its own jobs, not on the wake key, so
 -- suspects left over cannot make workers wake each other in a loop.)
-if rcall('ZCARD', KEYS[1]) > 0 then rcall('ZADD', KEYS[4], 0, 'w') end
-local nxt = rcall('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
-if #nxt > 0 then out[1] = math.max(0, tonumber(nxt[2]) - now) end
+if rcall('ZCARD', K.ready) > 0 then wake() end
+local nxt = rcall('ZRANGE', K.deferred, 0, 0, 'WITHSCORES')
+if #nxt > 0 then out[1] = math.max(0, tonumber(nxt[2]) - NOW) end
 return out

@@ -1,12 +1,10 @@
 -- heartbeat: mark a worker alive on a queue until now + ttl (Redis clock), drop stale ones.
--- KEYS[1] workers
--- ARGV[1] worker id   ARGV[2] ttl ms (0 = the worker leaves now)
+-- ARGV[4] worker   ARGV[5] ttl_ms (0 = the worker leaves now)
 -- Returns: how many workers are alive on this queue.
-local now = now_ms()
-if tonumber(ARGV[2]) > 0 then
-  rcall('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if tonumber(ARGV[5]) > 0 then
+  rcall('ZADD', K.workers, NOW + tonumber(ARGV[5]), ARGV[4])
 else
-  rcall('ZREM', KEYS[1], ARGV[1])
+  rcall('ZREM', K.workers, ARGV[4])
 end
-rcall('ZREMRANGEBYSCORE', KEYS[1], '-inf', now)
-return rcall('ZCARD', KEYS[1])
+rcall('ZREMRANGEBYSCORE', K.workers, '-inf', NOW)
+return rcall('ZCARD', K.workers)

@@ -1,9 +1,8 @@
 -- progress: record a running job's progress and tell whoever watches it.
--- KEYS[1] the job's hash
--- ARGV[1] id   ARGV[2] token   ARGV[3] progress (0..1)   ARGV[4] stage   ARGV[5] message
--- ARGV[6] events channel
+-- ARGV[4] id   ARGV[5] token   ARGV[6] value (0..1)   ARGV[7] stage   ARGV[8] message
 -- Returns: 1 stored, -1 refused: lease token lost.
-if rcall('HGET', KEYS[1], 'token') ~= ARGV[2] then return -1 end
-rcall('HSET', KEYS[1], 'progress', ARGV[3], 'stage', ARGV[4], 'message', ARGV[5])
-publish(ARGV[6], ARGV[1], 'progress')
+local job_key = P.job .. ARGV[4]
+if rcall('HGET', job_key, 'token') ~= ARGV[5] then return -1 end
+rcall('HSET', job_key, 'progress', ARGV[6], 'stage', ARGV[7], 'message', ARGV[8])
+publish(ARGV[4], 'progress')
 return 1

@@ -21,7 +21,8 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from asyncjobs._keys import DEFAULT_PREFIX, QueueKeys
+from asyncjobs._defaults import PREFIX as DEFAULT_PREFIX
+from asyncjobs._store import QueueKeys
 
 from ..redis_server import RedisServer
 from .helpers import SCALE, SETTINGS, WorkerProcess

@@ -21,7 +21,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
 
-from ._compat import timeout
+from .._compat import timeout
 
 _parse_error: Callable[[str], Exception]
 try:  # redis-py's own mapping of error replies to exception classes (NOSCRIPT, LOADING, ...)

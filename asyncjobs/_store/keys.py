@@ -1,19 +1,20 @@
 """Every Redis key name of a queue, built in this one place under one hash tag.
 
 All keys of queue ``q`` start with ``{<prefix>:<q>}`` so that every script touches one Redis
-Cluster slot; per-job keys are built inside the scripts from ``job_prefix`` (same tag).
-docs/internals.md documents the layout; tests/test_keys.py keeps the two in step.
+Cluster slot. Scripts get the queue's key block (``block``, named in the Lua prelude) and build
+per-job keys from the tag themselves. docs/internals.md documents the layout;
+tests/test_keys.py keeps the two in step.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-DEFAULT_PREFIX = "asyncjobs"
-DEFAULT_QUEUE = "default"
+from .. import _defaults
+from .scripts import KEY_NAMES
 
 
-def queues_registry_key(prefix: str = DEFAULT_PREFIX) -> str:
+def queues_registry_key(prefix: str = _defaults.PREFIX) -> str:
     """The untagged set of known queue names (read by `asyncjobs info`; never used in Lua)."""
     return f"{prefix}:queues"
 
@@ -23,15 +24,16 @@ class QueueKeys:
     """Key names of one queue; all share the hash tag ``{prefix:name}``."""
 
     name: str
-    prefix: str = DEFAULT_PREFIX
+    prefix: str = _defaults.PREFIX
     tag: str = field(init=False)
+    #: The KEYS every script of this queue receives, in the prelude's order.
+    block: tuple[str, ...] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
-        if not self.name or any(c in self.name for c in "{}\t\n "):
-            raise ValueError(
-                f"invalid queue name {self.name!r}: use a non-empty name without braces or spaces"
-            )
-        object.__setattr__(self, "tag", f"{{{self.prefix}:{self.name}}}")
+        check_queue_name(self.name)
+        tag = f"{{{self.prefix}:{self.name}}}"
+        object.__setattr__(self, "tag", tag)
+        object.__setattr__(self, "block", tuple(f"{tag}:{name}" for name in KEY_NAMES))
 
     @property
     def ready(self) -> str:
@@ -125,3 +127,12 @@ class QueueKeys:
 
     def job(self, job_id: str) -> str:
         return self.job_prefix + job_id
+
+
+def check_queue_name(name: str) -> str:
+    """Return ``name`` if it can name a queue; a ValueError saying what to change otherwise."""
+    if not isinstance(name, str) or not name or any(c in name for c in "{}\t\n\r "):
+        raise ValueError(
+            f"invalid queue name {name!r}: use a non-empty name without braces or spaces"
+        )
+    return name

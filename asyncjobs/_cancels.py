@@ -1,0 +1,55 @@
+"""Listens for cancel requests of running jobs (the cancel script publishes their ids)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ._running import RunningJobs
+from ._store import Connection, QueueKeys, translate
+
+log = logging.getLogger("asyncjobs.worker")
+
+
+class CancelListener:
+    """Cancels a running try as soon as its job's id arrives on a queue's cancel channel.
+
+    A request missed while the subscription is down is not lost: the cancel script also
+    revoked the lease, so the next lease tick stops the job anyway.
+    """
+
+    PART = "cancel requests"
+
+    def __init__(
+        self, connection: Connection, queues: Sequence[QueueKeys], running: RunningJobs
+    ) -> None:
+        self.connection = connection
+        self.channels = [keys.cancel for keys in queues]
+        self.running = running
+        self._pubsub: Any = None
+
+    async def step(self) -> None:
+        """Read one message (subscribing first if need be)."""
+        try:
+            if self._pubsub is None:
+                self._pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+                await self._pubsub.subscribe(*self.channels)
+            message = await self._pubsub.get_message(timeout=None)
+        except Exception as exc:
+            await self.close()
+            mapped = translate(exc, self.connection.where)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+        if message and message.get("type") == "message":
+            job_id = message["data"].decode()
+            if self.running.cancel("cancelled", job_id):
+                log.info("job %s: cancel requested", job_id)
+
+    async def close(self) -> None:
+        pubsub, self._pubsub = self._pubsub, None
+        if pubsub is not None:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()

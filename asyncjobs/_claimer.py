@@ -1,0 +1,151 @@
+"""The claim loop: claim when Redis says there is work, block on the wake keys when there is
+none, never poll. Queues are served in the order listed (strict priority)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from ._compat import timeout
+from ._running import ClaimedJob, RunningJobs
+from ._store import Claim, QueueKeys, Store
+
+log = logging.getLogger("asyncjobs.worker")
+
+#: Upper bound on one blocking wait; a wait normally ends earlier, when Redis wakes it.
+MAX_BLOCK_SECONDS = 30.0
+
+
+class Claimer:
+    """Fills this worker's free slots from its queues, one ``step`` at a time."""
+
+    PART = "claims"
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        queues: Sequence[QueueKeys],
+        running: RunningJobs,
+        worker_id: str,
+        concurrency: int,
+        lease_seconds: float,
+        start: Callable[[ClaimedJob], None],
+        stopping: asyncio.Event,
+        burst: bool,
+    ) -> None:
+        self.store = store
+        self.queues = list(queues)
+        self.wake_keys = [keys.wake for keys in self.queues]
+        self.running = running
+        self.worker_id = worker_id
+        self.concurrency = concurrency
+        self.lease_ms = int(lease_seconds * 1000)
+        self.start = start
+        self.stopping = stopping
+        self.burst = burst
+        self._suspect: ClaimedJob | None = None  # the one suspect this worker carries
+        self._prefetched: Claim | None = None  # the first queue's claim, run behind a wake-up
+        self._pokes: set[asyncio.Task[Any]] = set()
+
+    def _carries_suspect(self) -> bool:
+        job = self._suspect
+        return job is not None and job.task is not None and not job.task.done()
+
+    async def step(self) -> bool:
+        """Claim what fits, or wait for a slot or for work; True once the loop is done."""
+        if self.stopping.is_set() and self._prefetched is None:
+            # run() cancels us on stop, but on Python < 3.12 a cancellation that lands as an
+            # awaited reply arrives can be swallowed (wait_for); this makes sure no job is
+            # claimed after the stop meanwhile.
+            return True
+        free = self.concurrency - len(self.running)
+        if free <= 0:
+            self.running.freed.clear()
+            await self.running.freed.wait()
+            return False
+        next_due_ms, due_queue, suspects_left = -1, self.queues[0], False
+        for keys in self.queues:
+            if self._prefetched is not None:  # asked for no more than `free` slots: still fits
+                claim, self._prefetched = self._prefetched, None
+            else:
+                claim = await self.store.claim(
+                    keys, self.worker_id, free, self.lease_ms, not self._carries_suspect()
+                )
+            free -= self._start_claimed(keys, claim)
+            suspects_left = suspects_left or claim.suspects_waiting
+            if claim.next_due_ms >= 0 and (next_due_ms < 0 or claim.next_due_ms < next_due_ms):
+                next_due_ms, due_queue = claim.next_due_ms, keys
+            if free <= 0:
+                return False  # every slot filled: more work may be waiting
+        # Fewer than asked for: every ready set is empty now, or holds only suspects.
+        if suspects_left and self._carries_suspect():
+            # We carry one suspect already; the next can come when it is done (checking for
+            # new work every second meanwhile).
+            self.running.freed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                async with timeout(1.0):  # not wait_for: it can swallow our cancellation
+                    await self.running.freed.wait()
+            return False
+        if self.burst:
+            if not len(self.running):
+                return True
+            self.running.freed.clear()
+            await self.running.freed.wait()
+            return False
+        if self.stopping.is_set():
+            return True  # (see the top)
+        # Let the jobs just claimed start first (the wake flag waits for us in Redis).
+        await asyncio.sleep(0)
+        self._prefetched = await self._block_until_woken(next_due_ms, due_queue, free)
+        return False
+
+    def _start_claimed(self, keys: QueueKeys, claim: Claim) -> int:
+        for record in claim.jobs:
+            job = ClaimedJob.from_claim(keys, record, self.worker_id, claim.now_ms)
+            if record.id == claim.suspect:
+                self._suspect = job
+                log.warning("job %s: its last worker died; this worker runs it", job.id)
+            self.start(job)
+        return len(claim.jobs)
+
+    async def _block_until_woken(
+        self, next_due_ms: int, due_queue: QueueKeys, free: int
+    ) -> Claim | None:
+        """Block on the wake keys until an enqueue (or retry, or recovery) writes one; with a
+        Wire the first queue's claim comes back with the wake-up (see Store.wait_then_claim).
+
+        Redis checks blocking timeouts only ``hz`` times a second (100 ms by default), so for a
+        deferred job's due time we set our own timer and write the wake key ourselves when it
+        fires: the job starts within a millisecond or so of its due time, not up to 100 ms late.
+        """
+        timer = None
+        if next_due_ms >= 0:
+            loop = asyncio.get_running_loop()
+            timer = loop.call_later(next_due_ms / 1000, self._poke, due_queue)
+        try:
+            claim = self.store.claim_command(
+                self.queues[0], self.worker_id, free, self.lease_ms, not self._carries_suspect()
+            )
+            return await self.store.wait_then_claim(self.wake_keys, MAX_BLOCK_SECONDS, claim)
+        finally:
+            if timer is not None:
+                timer.cancel()
+
+    def _poke(self, keys: QueueKeys) -> None:
+        task = asyncio.create_task(self.store.wake(keys))
+        self._pokes.add(task)
+        task.add_done_callback(_forget_poke(self._pokes))
+
+
+def _forget_poke(pokes: set[asyncio.Task[Any]]) -> Callable[[asyncio.Task[Any]], None]:
+    def forget(task: asyncio.Task[Any]) -> None:
+        pokes.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # A lost poke only means Redis's own timeout wakes the claim (up to 100 ms late).
+            log.debug("could not wake the claim loop early: %s", task.exception())
+
+    return forget

@@ -1,0 +1,45 @@
+"""The store: the one layer between asyncjobs and Redis (connection, keys, scripts, replies)."""
+
+from __future__ import annotations
+
+from .connection import Connection, redact
+from .errors import is_outage, translate
+from .keys import QueueKeys, check_queue_name, queues_registry_key
+from .records import (
+    CancelOutcome,
+    Claim,
+    ClaimedRecord,
+    CronTickOutcome,
+    DeadLettered,
+    Enqueued,
+    FailOutcome,
+    NewJob,
+    QueueCounts,
+    Recovery,
+    WorkflowMember,
+)
+from .scripts import PRIORITY_LIMIT
+from .store import Store
+
+__all__ = [
+    "PRIORITY_LIMIT",
+    "CancelOutcome",
+    "Claim",
+    "ClaimedRecord",
+    "Connection",
+    "CronTickOutcome",
+    "DeadLettered",
+    "Enqueued",
+    "FailOutcome",
+    "NewJob",
+    "QueueCounts",
+    "QueueKeys",
+    "Recovery",
+    "Store",
+    "WorkflowMember",
+    "check_queue_name",
+    "is_outage",
+    "queues_registry_key",
+    "redact",
+    "translate",
+]

@@ -1,0 +1,241 @@
+"""A Redis URL → one Connection: one redis-py pool, the Wire, pub/sub; ``memory://`` runs
+fakeredis in-process.
+
+Schemes: ``redis://``, ``rediss://``, ``unix://``, ``memory://[name]``,
+``redis+cluster://[user:pass@]host:port[,host:port...]`` (``rediss+cluster://`` for TLS) and
+``redis+sentinel://[user:pass@]host:port[,host:port...]/service_name[/db]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import threading
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry as RedisRetry
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from .._errors import ConfigurationError, RedisUnavailable
+from .wire import BACKOFF, RETRIES, Wire, wire_for
+
+try:
+    import hiredis
+
+    _HIREDIS = hasattr(hiredis, "pack_command")
+except ImportError:  # pragma: no cover - hiredis is a dependency, but stay usable without it
+    _HIREDIS = False
+
+_memory_servers: dict[str, Any] = {}
+_memory_lock = threading.Lock()
+
+
+class _HiredisPacking:
+    """Pack commands with hiredis's C packer: the same bytes as redis-py's Python packer,
+    about six times faster (our EVALSHA calls carry dozens of arguments)."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " in args[0]:  # "CONFIG GET" is two words
+            args = (*args[0].encode().split(), *args[1:])
+        try:
+            return [hiredis.pack_command(args)]
+        except TypeError:  # a type hiredis does not pack: let redis-py do it
+            return super().pack_command(*args)  # type: ignore[misc, no-any-return]
+
+
+class _FastConnection(_HiredisPacking, aioredis.Connection):
+    pass
+
+
+class _FastSSLConnection(_HiredisPacking, aioredis.SSLConnection):
+    pass
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced, safe for logs and error messages."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":***@")
+    query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
+    return urlunsplit(parts._replace(netloc=netloc, query=query))
+
+
+def _memory_server(url: str) -> Any:
+    """One fakeredis server per ``memory://name`` URL, shared by every client in the process."""
+    import fakeredis
+
+    with _memory_lock:
+        server = _memory_servers.get(url)
+        if server is None:
+            server = fakeredis.FakeServer(version=(7, 0))
+            _memory_servers[url] = server
+        return server
+
+
+def _split_hosts(url: str) -> tuple[list[tuple[str, int]], str | None, str | None, str]:
+    """``scheme://[user:pass@]h1:p1,h2:p2/rest`` → hosts, username, password, rest."""
+    rest = url.split("://", 1)[1]
+    netloc, _, path = rest.partition("/")
+    auth, _, hosts = netloc.rpartition("@")
+    username, _, password = auth.partition(":") if auth else ("", "", "")
+    nodes = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ConfigurationError(f"bad host:port {host!r} in {redact(url)!r}")
+        nodes.append((name, int(port)))
+    return nodes, unquote(username) or None, unquote(password) or None, path
+
+
+class Connection:
+    """This process's link to one Redis: the redis-py client (one pool), the lean Wire for
+    script calls where the URL allows one, and the pub/sub connections made from them.
+
+    No I/O happens until the first command; ``close()`` closes everything it opened.
+    """
+
+    def __init__(self, url: str, *, max_connections: int | None = None) -> None:
+        self.url = url
+        #: The URL without its password, for logs and error messages.
+        self.where = redact(url)
+        self._sentinel: Any = None
+        self._node_auth: dict[str, Any] = {}
+        scheme = urlsplit(url).scheme
+        self.is_cluster = scheme in ("redis+cluster", "rediss+cluster")
+        self.is_memory = scheme == "memory"
+        #: Script calls go here when set (plain redis:// and unix:// URLs, with hiredis).
+        self.wire: Wire | None = None
+        if self.is_cluster:
+            self.client: Any = self._cluster_client(max_connections)
+        elif scheme == "redis+sentinel":
+            self.client = self._sentinel_client()
+        elif self.is_memory:
+            import fakeredis
+
+            self.client = fakeredis.FakeAsyncRedis(server=_memory_server(url))
+        elif scheme in ("redis", "rediss", "unix"):
+            self.client = self._plain_client(scheme, max_connections)
+            self.wire = wire_for(self.client) if _HIREDIS else None
+        else:
+            raise ConfigurationError(
+                f"unsupported Redis URL {self.where!r}: use redis://, rediss://, unix://, "
+                "redis+cluster://, redis+sentinel:// or memory://"
+            )
+
+    def _plain_client(self, scheme: str, max_connections: int | None) -> Any:
+        packing = {"redis": _FastConnection, "rediss": _FastSSLConnection}.get(scheme)
+        extra: dict[str, Any] = {"connection_class": packing} if packing and _HIREDIS else {}
+        if scheme != "unix":  # redis-py's unix connection refuses TCP options
+            extra["socket_keepalive"] = True
+        return aioredis.Redis.from_url(
+            self.url,
+            **extra,
+            max_connections=max_connections,
+            socket_connect_timeout=5.0,
+            # Blocking waits and pub/sub reads last as long as they must; a read timeout would
+            # cut them off (redis-py 8 sets 5 s unless told). Dead peers are found by
+            # keepalive and the health check instead.
+            socket_timeout=None,
+            health_check_interval=30,
+            retry=RedisRetry(BACKOFF, retries=RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
+
+    def _cluster_client(self, max_connections: int | None) -> Any:
+        from redis.asyncio.cluster import ClusterNode, RedisCluster
+
+        nodes, username, password, _ = _split_hosts(self.url)
+        self._node_auth = {"username": username, "password": password}
+        return RedisCluster(
+            startup_nodes=[ClusterNode(host, port) for host, port in nodes],
+            username=username,
+            password=password,
+            ssl=self.url.startswith("rediss+"),
+            socket_connect_timeout=5.0,
+            socket_timeout=None,
+            socket_keepalive=True,
+            max_connections=max_connections or 2**31,
+        )
+
+    def _sentinel_client(self) -> Any:
+        from redis.asyncio.sentinel import Sentinel
+
+        nodes, username, password, path = _split_hosts(self.url)
+        service, _, db = path.partition("/")
+        if not service:
+            raise ConfigurationError(
+                f"{self.where!r} names no service: use redis+sentinel://host:port/service_name[/db]"
+            )
+        self._sentinel = Sentinel(nodes, socket_connect_timeout=5.0)  # type: ignore[no-untyped-call]
+        return self._sentinel.master_for(
+            service,
+            db=int(db or 0),
+            username=username,
+            password=password,
+            socket_keepalive=True,
+            socket_timeout=None,
+        )
+
+    def blocking_wire(self) -> Wire | None:
+        """A Wire of its own for a blocking wait (None where script calls have no Wire)."""
+        return wire_for(self.client) if self.wire is not None else None
+
+    def pubsub(self, **options: Any) -> Any:
+        """A PubSub on the client's pool, or on one node of a cluster."""
+        if not self.is_cluster:
+            return self.client.pubsub(**options)
+        node = self.client.get_default_node()
+        node_client = aioredis.Redis(
+            host=node.host, port=node.port, ssl=node.connection_kwargs.get("ssl", False),
+            socket_timeout=None, **self._node_auth,
+        )  # fmt: skip
+        return _NodePubSub(node_client, **options)
+
+    async def check(self, timeout: float = 5.0) -> None:
+        """Fail fast, with the URL and the reason, if Redis does not answer a PING."""
+        try:
+            await asyncio.wait_for(self.client.ping(), timeout)
+        except (OSError, RedisError, asyncio.TimeoutError) as exc:
+            reason = (str(exc) or type(exc).__name__).rstrip(".")
+            hint = (
+                "Check the username and password in the URL (or the server's ACL)."
+                if any(w in reason.upper() for w in ("AUTH", "WRONGPASS", "NOPERM", "PASSWORD"))
+                else "Is redis-server running there?"
+            )
+            raise RedisUnavailable(
+                f"cannot reach Redis at {self.where}: {reason}. {hint} "
+                "Pass --redis-url or set ASYNCJOBS_REDIS_URL (memory:// runs without a server)."
+            ) from None
+
+    async def close(self) -> None:
+        """Close the pool (and the Wire), and a Sentinel's own connections with it."""
+        if self.wire is not None:
+            self.wire.close()
+        try:
+            await self.client.aclose()
+        finally:
+            for node in getattr(self._sentinel, "sentinels", ()):
+                await node.aclose()
+
+
+class _NodePubSub:
+    """Pub/sub through a plain client to one cluster node: classic PUBLISH reaches every node,
+    and redis-py's asyncio cluster client has no pub/sub of its own."""
+
+    def __init__(self, node_client: Any, **options: Any) -> None:
+        self._client = node_client
+        self._pubsub = node_client.pubsub(**options)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._pubsub, name)
+
+    async def aclose(self) -> None:
+        try:
+            await self._pubsub.aclose()
+        finally:
+            await self._client.aclose()

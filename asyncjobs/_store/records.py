@@ -1,0 +1,132 @@
+"""What goes into the scripts and what comes back, as types: new jobs, claims, reply codes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import NamedTuple
+
+from .scripts import JOB_FIELDS, load_scripts
+
+
+class NewJob(NamedTuple):
+    """One job to create, as enqueue, enqueue_many, cron and replays hand it to the store.
+
+    The field order is the scripts' (``JOB_FIELDS`` in the Lua prelude); checked at import.
+    """
+
+    id: str
+    task: str
+    payload: bytes
+    priority: int = 0
+    max_tries: int = 0  # 0 = the worker's (or the task's) default
+    timeout_ms: int = 0  # 0 = the worker's (or the task's) default
+    delay_ms: int = 0
+    defer_until_ms: int = 0  # absolute, Unix ms; 0 = none
+    expires_ms: int = 0  # relative to the enqueue; 0 = never
+    idempotency_key: str = ""
+    idempotency_ttl_ms: int = 1
+    concurrency_key: str = ""
+
+
+class WorkflowMember(NamedTuple):
+    """One member job of a workflow, as workflow_start stores it (see workflow_start.lua)."""
+
+    task: str
+    head: bytes
+    tail: bytes
+    template: bytes
+    awaited: int
+    dependents: str
+    priority: int
+    max_tries: int
+    timeout_ms: int
+    tolerated: int
+
+
+for _type, _script in (
+    (NewJob, "enqueue"),
+    (NewJob, "cron_tick"),
+    (WorkflowMember, "workflow_start"),
+):
+    if _type._fields != load_scripts()[_script].each:  # pragma: no cover - a broken checkout
+        raise RuntimeError(f"{_type.__name__} does not match the fields {_script}.lua reads")
+if NewJob._fields != JOB_FIELDS:  # pragma: no cover
+    raise RuntimeError("NewJob does not match JOB_FIELDS in the Lua prelude")
+
+
+class Enqueued(NamedTuple):
+    id: str
+    duplicate: bool  # an existing job (same id or idempotency key) was returned
+
+
+@dataclass(slots=True)
+class ClaimedRecord:
+    """One job a claim handed out (its lease token is ``<worker>:<attempt>``)."""
+
+    id: str
+    task: str
+    payload: bytes
+    attempt: int
+    max_tries: int
+    timeout_ms: int
+    enqueued_ms: int
+
+
+@dataclass(slots=True)
+class Claim:
+    """A claim's reply: the jobs, when the next deferred job is due, and the suspects' state."""
+
+    next_due_ms: int  # -1 = nothing deferred
+    now_ms: int  # Redis's clock at the claim
+    suspects_waiting: bool
+    suspect: str | None  # the suspect handed out in this claim, if any
+    jobs: list[ClaimedRecord] = field(default_factory=list)
+
+
+class FailOutcome(IntEnum):
+    RETRY = 1
+    DEAD_LETTERED = 2
+    REFUSED = -1  # the lease token no longer matches
+
+
+class CancelOutcome(IntEnum):
+    CANCELLED_WAITING = 1
+    CANCELLED_RUNNING = 2
+    ALREADY_CANCELLED = 3
+    ALREADY_ENDED = 0
+    NOT_FOUND = -1
+
+
+class CronTickOutcome(IntEnum):
+    ENQUEUED = 0
+    ALREADY_HANDLED = 1
+    SKIPPED_STILL_RUNNING = 2
+
+
+class DeadLettered(NamedTuple):
+    """A job recovery dead-lettered (its tries were used up, or it is a poison pill)."""
+
+    id: str
+    task: str
+    error_type: str
+    error_message: str
+
+
+@dataclass(slots=True)
+class Recovery:
+    recovered: int
+    dead_lettered: list[DeadLettered]
+    next_deadline_ms: int  # -1 = no leases left
+
+
+@dataclass(slots=True)
+class QueueCounts:
+    """One queue as Redis holds it now."""
+
+    ready: int
+    deferred: int
+    in_progress: int
+    dead_letters: int
+    workers: int
+    stats: dict[str, int]

@@ -1,0 +1,497 @@
+"""Store: every read and write asyncjobs makes in Redis, as typed methods.
+
+The only code that knows script names, the order of their KEYS and ARGV, the shape of their
+replies and what their codes mean (the scripts' headers say it; ``scripts`` parses them). Every
+Redis fault leaves here as an asyncjobs error (see ``errors``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Iterable, Sequence
+from typing import Any, TypeVar
+
+from redis.exceptions import NoScriptError
+
+from .connection import Connection
+from .errors import translate
+from .keys import QueueKeys, queues_registry_key
+from .records import (
+    CancelOutcome,
+    Claim,
+    ClaimedRecord,
+    CronTickOutcome,
+    DeadLettered,
+    Enqueued,
+    FailOutcome,
+    NewJob,
+    QueueCounts,
+    Recovery,
+    WorkflowMember,
+)
+from .scripts import Script, load_scripts
+
+T = TypeVar("T")
+
+#: A claim reply carries this many values per claimed job (see claim.lua).
+_CLAIMED_WIDTH = 7
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+class Store:
+    """Typed access to the queues of one Redis, through one Connection.
+
+    ``keep_result_ms`` and ``dead_letter_cap`` are the leading arguments every script gets:
+    how long finished jobs stay readable and how many dead letters a queue keeps.
+    """
+
+    def __init__(
+        self, connection: Connection, *, keep_result_ms: int, dead_letter_cap: int
+    ) -> None:
+        self.connection = connection
+        self.keep_result_ms = keep_result_ms
+        self.dead_letter_cap = dead_letter_cap
+        self._scripts = load_scripts()
+        self._by_sha = {script.sha: script for script in self._scripts.values()}
+        self._blocker: Any = None  # a Wire of its own for blocking waits, made on first use
+
+    @property
+    def where(self) -> str:
+        """The server, as logs and errors name it (no password)."""
+        return self.connection.where
+
+    async def close(self) -> None:
+        if self._blocker is not None:
+            self._blocker.close()
+            self._blocker = None
+
+    # -- calling ----------------------------------------------------------------------------
+
+    def command(
+        self,
+        script_name: str,
+        keys: QueueKeys,
+        /,
+        *,
+        each: Iterable[Sequence[Any]] = (),
+        **args: Any,
+    ) -> tuple[Any, ...]:
+        """The EVALSHA of a script on queue ``keys``: its own arguments by name (as its header
+        lists them), then the repeated groups of ``each``."""
+        script = self._scripts[script_name]
+        name = script.name
+        if args.keys() != set(script.args):
+            raise TypeError(f"{name}.lua takes {script.args}, not {tuple(args)}")
+        argv: list[Any] = [keys.tag, self.keep_result_ms, self.dead_letter_cap]
+        argv += [args[arg] for arg in script.args]
+        for group in each:
+            if len(group) != len(script.each):
+                raise TypeError(f"{name}.lua takes groups of {script.each}, not {group!r}")
+            argv += group
+        block = keys.block
+        return ("EVALSHA", script.sha, len(block), *block, *argv)
+
+    async def run(self, command: tuple[Any, ...]) -> Any:
+        """Send a command built by ``command()``; load the script if Redis lost it."""
+        conn = self.connection
+        execute = conn.client.execute_command if conn.wire is None else conn.wire.call
+        try:
+            try:
+                return await execute(*command)
+            except NoScriptError:  # a restarted or new server: load it and try again
+                await self._load(self._by_sha[command[1]])
+                return await execute(*command)
+        except Exception as exc:
+            mapped = translate(exc, conn.where)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def _script(
+        self,
+        script_name: str,
+        keys: QueueKeys,
+        /,
+        *,
+        each: Iterable[Sequence[Any]] = (),
+        **args: Any,
+    ) -> Any:
+        return await self.run(self.command(script_name, keys, each=each, **args))
+
+    async def _load(self, script: Script) -> None:
+        await self.connection.client.script_load(script.source)
+
+    async def preload(self) -> None:
+        """SCRIPT LOAD every script once, so that calls are a single EVALSHA each."""
+
+        async def load_all() -> None:
+            client = self.connection.client
+            if self.connection.is_cluster:  # cluster pipelines refuse SCRIPT LOAD
+                for script in self._scripts.values():
+                    await client.script_load(script.source)
+                return
+            async with client.pipeline(transaction=False) as pipe:
+                for script in self._scripts.values():
+                    pipe.script_load(script.source)
+                await pipe.execute()
+
+        await self._guard(load_all())
+
+    async def _guard(self, awaitable: Awaitable[T]) -> T:
+        """Await a plain redis-py call with its faults mapped to asyncjobs errors."""
+        try:
+            return await awaitable
+        except Exception as exc:
+            mapped = translate(exc, self.connection.where)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    # -- jobs in ----------------------------------------------------------------------------
+
+    async def enqueue(self, keys: QueueKeys, jobs: Sequence[NewJob]) -> list[Enqueued]:
+        """Create the jobs in one script call (all of them, or none if Redis refuses)."""
+        reply = await self._script("enqueue", keys, each=jobs)
+        return [Enqueued(_text(reply[i]), bool(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+    async def start_workflow(
+        self,
+        keys: QueueKeys,
+        workflow_id: str,
+        kind: str,
+        result_template: bytes,
+        members: Sequence[WorkflowMember],
+    ) -> bool:
+        """Store a compiled workflow and enqueue its first members; False if the id exists."""
+        reply = await self._script(
+            "workflow_start",
+            keys,
+            id=workflow_id,
+            kind=kind,
+            result_template=result_template,
+            each=members,
+        )
+        return bool(reply)
+
+    async def cron_tick(
+        self, keys: QueueKeys, name: str, tick_ms: int, unique: bool, job: NewJob
+    ) -> tuple[str, CronTickOutcome]:
+        reply = await self._script(
+            "cron_tick", keys, name=name, tick_ms=tick_ms, unique=int(unique), each=[job]
+        )
+        return _text(reply[0]), CronTickOutcome(int(reply[1]))
+
+    async def replay(self, keys: QueueKeys, entry: str, job_id: str) -> str | None:
+        """Turn dead letter ``entry`` (of ``job_id``) back into a queued job; None if the entry
+        is gone or its job is live again."""
+        reply = await self._script("replay", keys, entry=entry, id=job_id)
+        return _text(reply) if reply else None
+
+    # -- claiming and finishing ---------------------------------------------------------------
+
+    def claim_command(
+        self, keys: QueueKeys, worker: str, slots: int, lease_ms: int, may_take_suspect: bool
+    ) -> tuple[Any, ...]:
+        return self.command(
+            "claim",
+            keys,
+            worker=worker,
+            slots=slots,
+            lease_ms=lease_ms,
+            may_take_suspect=int(may_take_suspect),
+        )
+
+    @staticmethod
+    def parse_claim(reply: list[Any]) -> Claim:
+        suspect = reply[3]
+        claim = Claim(
+            next_due_ms=int(reply[0]),
+            now_ms=int(reply[1]),
+            suspects_waiting=bool(reply[2]),
+            suspect=_text(suspect) if suspect else None,
+        )
+        for i in range(4, len(reply), _CLAIMED_WIDTH):
+            claim.jobs.append(
+                ClaimedRecord(
+                    id=_text(reply[i]),
+                    task=_text(reply[i + 1]),
+                    payload=reply[i + 2],
+                    attempt=int(reply[i + 3]),
+                    max_tries=int(reply[i + 4]),
+                    timeout_ms=int(reply[i + 5]),
+                    enqueued_ms=int(reply[i + 6]),
+                )
+            )
+        return claim
+
+    async def claim(
+        self, keys: QueueKeys, worker: str, slots: int, lease_ms: int, may_take_suspect: bool
+    ) -> Claim:
+        """Lease up to ``slots`` ready jobs (promoting due deferred ones first)."""
+        command = self.claim_command(keys, worker, slots, lease_ms, may_take_suspect)
+        return self.parse_claim(await self.run(command))
+
+    async def wait_then_claim(
+        self, wake_keys: Sequence[str], timeout: float, claim: tuple[Any, ...] | None
+    ) -> Claim | None:
+        """Block until one of the wake keys is written (or ``timeout`` passes).
+
+        With a Wire, ``claim`` (a ``claim_command``) is pipelined behind the blocking command
+        and its reply returned: waking up and claiming cost one round trip. Otherwise returns
+        None and the caller claims.
+        """
+        conn = self.connection
+        try:
+            if claim is not None and conn.wire is not None:
+                if self._blocker is None:
+                    self._blocker = conn.blocking_wire()
+                try:
+                    reply = await self._blocker.block_then(("BZPOPMIN", *wake_keys, timeout), claim)
+                except NoScriptError:  # Redis restarted empty: the caller claims (loads it)
+                    return None
+                return self.parse_claim(reply)
+            if len(wake_keys) > 1 and conn.is_cluster:
+                await self._block_on_cluster(wake_keys, timeout)
+            else:
+                await conn.client.bzpopmin(list(wake_keys), timeout=timeout)
+            return None
+        except Exception as exc:
+            mapped = translate(exc, conn.where)
+            if mapped is exc:
+                raise
+            raise mapped from exc
+
+    async def _block_on_cluster(self, wake_keys: Sequence[str], timeout: float) -> None:
+        """Queues live in different slots: one blocking call each; the first to wake releases
+        the others by writing their wake keys (a BZPOPMIN over several slots is refused)."""
+        client = self.connection.client
+        waits = [asyncio.create_task(client.bzpopmin([key], timeout=timeout)) for key in wake_keys]
+        try:
+            done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+            for key, wait in zip(wake_keys, waits, strict=True):
+                if wait in pending:
+                    await client.zadd(key, {"w": 0})
+            await asyncio.gather(*waits, return_exceptions=True)
+            for wait in done:
+                wait.result()  # re-raise a connection error for the caller's backoff
+        finally:
+            for wait in waits:
+                wait.cancel()
+            await asyncio.gather(*waits, return_exceptions=True)
+
+    async def wake(self, keys: QueueKeys) -> None:
+        """Write the queue's wake key: a blocked worker re-claims (and re-reads due times)."""
+        await self._guard(self.connection.client.zadd(keys.wake, {"w": 0}))
+
+    async def extend(
+        self, keys: QueueKeys, lease_ms: int, held: Sequence[tuple[str, str]]
+    ) -> list[str]:
+        """Renew the leases of ``(job id, token)`` pairs; returns the ids whose lease is lost."""
+        lost = await self._script("extend", keys, lease_ms=lease_ms, each=held)
+        return [_text(job_id) for job_id in lost]
+
+    async def complete(self, keys: QueueKeys, acks: Sequence[tuple[str, str, bytes]]) -> list[bool]:
+        """Store the results of ``(job id, token, result)``; False where the token was lost."""
+        reply = await self._script("complete", keys, each=acks)
+        return [int(code) > 0 for code in reply]
+
+    async def fail(
+        self,
+        keys: QueueKeys,
+        job_id: str,
+        token: str,
+        *,
+        retry_delay_ms: int,
+        max_tries: int,
+        error_type: str,
+        error_message: str,
+        traceback: str,
+    ) -> FailOutcome:
+        """Record a failed try: retry it after ``retry_delay_ms`` (-1 = never) or dead-letter."""
+        reply = await self._script(
+            "fail",
+            keys,
+            id=job_id,
+            token=token,
+            retry_delay_ms=retry_delay_ms,
+            max_tries=max_tries,
+            error_type=error_type,
+            error_message=error_message,
+            traceback=traceback,
+        )
+        return FailOutcome(int(reply))
+
+    async def requeue(self, keys: QueueKeys, job_id: str, token: str) -> bool:
+        """Give a claimed job back without spending its try; False if its lease was lost."""
+        return int(await self._script("requeue", keys, id=job_id, token=token)) > 0
+
+    async def progress(
+        self,
+        keys: QueueKeys,
+        job_id: str,
+        token: str,
+        value: float,
+        stage: str | None,
+        message: str | None,
+    ) -> bool:
+        reply = await self._script(
+            "progress",
+            keys,
+            id=job_id,
+            token=token,
+            value=repr(value),
+            stage=stage or "",
+            message=message or "",
+        )
+        return int(reply) > 0
+
+    async def recover(
+        self, keys: QueueKeys, *, limit: int, default_max_tries: int, max_stalls: int
+    ) -> Recovery:
+        """Put back (or dead-letter) the jobs whose lease ran out."""
+        reply = await self._script(
+            "recover",
+            keys,
+            limit=limit,
+            default_max_tries=default_max_tries,
+            max_stalls=max_stalls,
+        )
+        recovered, dead, next_in, *fields = reply
+        dead_lettered = [
+            DeadLettered(*(_text(v) for v in fields[i : i + 4])) for i in range(0, len(fields), 4)
+        ]
+        assert len(dead_lettered) == int(dead)
+        return Recovery(int(recovered), dead_lettered, int(next_in))
+
+    async def cancel(self, keys: QueueKeys, job_id: str) -> CancelOutcome:
+        return CancelOutcome(int(await self._script("cancel", keys, id=job_id)))
+
+    async def heartbeat(self, keys: QueueKeys, worker: str, ttl_ms: int) -> int:
+        """Mark ``worker`` alive on the queue for ``ttl_ms`` (0 = it leaves); live workers."""
+        return int(await self._script("heartbeat", keys, worker=worker, ttl_ms=ttl_ms))
+
+    async def publish_limits(
+        self, keys: Sequence[QueueKeys], limits: dict[str, dict[str, int]]
+    ) -> None:
+        """Tell the claim script each task's limits (``{task: {concurrency, interval_ms,
+        max_tries}}``); a zero removes the limit."""
+
+        async def write() -> None:
+            async with self.connection.client.pipeline(transaction=False) as pipe:
+                for queue in keys:
+                    for task, values in limits.items():
+                        for field, value in values.items():
+                            if value:
+                                pipe.hset(queue.limits, f"{task}:{field}", value)
+                            else:
+                                pipe.hdel(queue.limits, f"{task}:{field}")
+                await pipe.execute()
+
+        await self._guard(write())
+
+    # -- reading ---------------------------------------------------------------------------
+
+    async def now_ms(self) -> int:
+        """Now on Redis's clock (the one every script and heartbeat uses), in ms."""
+        seconds, micros = await self._guard(self.connection.client.time())
+        return int(seconds) * 1000 + int(micros) // 1000
+
+    async def job_fields(self, keys: QueueKeys, job_id: str) -> dict[bytes, bytes]:
+        return await self._guard(self.connection.client.hgetall(keys.job(job_id)))
+
+    async def job_values(self, keys: QueueKeys, job_id: str, fields: Sequence[str]) -> list[Any]:
+        return await self._guard(self.connection.client.hmget(keys.job(job_id), fields))
+
+    async def counts(self, keys: QueueKeys) -> QueueCounts:
+        """One queue's sizes, live workers and counters, in one round trip."""
+
+        async def read() -> list[Any]:
+            client = self.connection.client
+            seconds, micros = await client.time()
+            now_ms = int(seconds) * 1000 + int(micros) // 1000
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.zcard(keys.ready)
+                pipe.zcard(keys.deferred)
+                pipe.zcard(keys.leases)
+                pipe.xlen(keys.dead_letters)
+                pipe.zcount(keys.workers, now_ms, "+inf")
+                pipe.hgetall(keys.stats)
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        ready, deferred, leases, dead, workers, stats = await self._guard(read())
+        return QueueCounts(
+            ready=int(ready),
+            deferred=int(deferred),
+            in_progress=int(leases),
+            dead_letters=int(dead),
+            workers=int(workers),
+            stats={_text(k): int(v) for k, v in stats.items()},
+        )
+
+    async def worker_alive(self, keys: QueueKeys, worker: str | None) -> bool:
+        """Whether ``worker`` (or, for None, any worker) serves the queue now."""
+        client = self.connection.client
+        now_ms = await self.now_ms()
+        if worker is not None:
+            deadline = await self._guard(client.zscore(keys.workers, worker))
+            return deadline is not None and deadline > now_ms
+        return int(await self._guard(client.zcount(keys.workers, now_ms, "+inf"))) > 0
+
+    async def register_queues(self, prefix: str, names: Sequence[str]) -> None:
+        """Record queue names, so that `asyncjobs info` and `asyncjobs job` find them."""
+        await self._guard(self.connection.client.sadd(queues_registry_key(prefix), *names))
+
+    async def queue_names(self, prefix: str) -> list[str]:
+        names = await self._guard(self.connection.client.smembers(queues_registry_key(prefix)))
+        return sorted(_text(n) for n in names)
+
+    async def last_cron_tick(self, keys: QueueKeys, name: str) -> int | None:
+        """The last tick (Unix ms) handled for cron job ``name``, if any."""
+        state = await self._guard(self.connection.client.hget(keys.cron, name))
+        return int(state.split(b" ")[0]) if state else None
+
+    async def dead_letters(
+        self, keys: QueueKeys, limit: int, before: str = "+"
+    ) -> list[tuple[str, dict[bytes, bytes]]]:
+        """Up to ``limit`` dead letters, newest first, from stream entry ``before`` down."""
+        entries = await self._guard(
+            self.connection.client.xrevrange(keys.dead_letters, max=before, count=limit)
+        )
+        return [(_text(entry), fields) for entry, fields in entries]
+
+    async def find_dead_letter(self, keys: QueueKeys, job_id: str) -> str | None:
+        """The stream entry of ``job_id``'s dead letter, searching from the newest."""
+        target = job_id.encode()
+        before = "+"
+        while True:
+            entries = await self.dead_letters(keys, 500, before)
+            for entry, fields in entries:
+                if fields.get(b"id") == target:
+                    return entry
+            if len(entries) < 500:
+                return None
+            before = "(" + entries[-1][0]
+
+    async def purge_dead_letters(self, keys: QueueKeys) -> int:
+        client = self.connection.client
+        return int(await self._guard(client.xtrim(keys.dead_letters, maxlen=0, approximate=False)))
+
+    async def maxmemory_policies(self) -> list[str]:
+        """Each server's maxmemory-policy ([] where CONFIG is disabled, as on managed Redis)."""
+        try:
+            reply = await self.connection.client.config_get("maxmemory-policy")
+        except Exception:
+            return []
+        configs = [reply] if _is_config(reply) else list(reply.values())  # a cluster: per node
+        policies = []
+        for config in configs:
+            policy = config.get(b"maxmemory-policy", config.get("maxmemory-policy", b""))
+            policies.append(_text(policy))
+        return policies
+
+
+def _is_config(reply: Any) -> bool:
+    return any(k in (b"maxmemory-policy", "maxmemory-policy") for k in reply)
