@@ -21,6 +21,7 @@ from .arq_style_worker import WorkerSettings as ArqSettings
 from .arq_style_worker import cleanup
 from .crash_tasks import quick
 from .redis_server import free_port
+from .waiting import wait_until
 
 ROOT = Path(__file__).parent.parent
 runner = CliRunner()
@@ -81,12 +82,16 @@ async def test_metrics_endpoint_counts_jobs(redis_url: str) -> None:
         await queue.enqueue("unknown_task")
         for job in jobs:
             await job.result(timeout=5)
-        await asyncio.sleep(0.5)  # one lease tick refreshes the queue gauges from Redis
         url = f"http://127.0.0.1:{port}/metrics"
-        body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+        gauge = f'asyncjobs_queue_dead_letters{{queue="{name}"}} 1.0'
+
+        async def scraped() -> str | None:  # the gauges follow Redis on the next refresh
+            body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+            return body.decode() if gauge in body.decode() else None
+
+        text = await wait_until(scraped, 10, "the queue gauges to show the dead letter")
         worker.stop()
         await run
-    text = body.decode()
     assert f'asyncjobs_jobs_succeeded_total{{queue="{name}",task="quick"}} 5.0' in text
     assert f'asyncjobs_jobs_dead_lettered_total{{queue="{name}",task="unknown_task"}} 1.0' in text
     assert f'asyncjobs_job_duration_seconds_count{{queue="{name}",task="quick"}} 5.0' in text
@@ -113,8 +118,12 @@ def test_health_probe(redis_url: str, tmp_path: Path) -> None:
         async def with_worker() -> int:
             worker = Worker(WorkerSettings(redis_url=redis_url, queues=[name], lease_seconds=1.0))
             run = asyncio.create_task(worker.run(handle_signals=False))
-            await asyncio.sleep(0.3)
-            code = (await asyncio.to_thread(runner.invoke, app_(), cmd)).exit_code
+
+            async def passes() -> bool:
+                return (await asyncio.to_thread(runner.invoke, app_(), cmd)).exit_code == 0
+
+            await wait_until(passes, 10, "the probe to pass while the worker runs")
+            code = 0
             worker.stop()
             await run
             return code

@@ -18,6 +18,7 @@ from asyncjobs._store import Connection
 from asyncjobs._store.wire import Wire
 
 from .redis_server import RedisServer, free_port
+from .waiting import wait_until
 
 
 @pytest.fixture
@@ -71,8 +72,9 @@ async def test_an_error_reply_raises_redis_pys_exception_and_the_socket_stays_us
 
 
 async def test_a_cancelled_call_does_not_steal_the_next_reply(wire: Wire, key: str) -> None:
+    await wire.call("PING")  # connected: a call's first step writes its command
     slow = asyncio.create_task(wire.call("BLPOP", key, 0.3))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0)  # that step ran: the BLPOP is on the socket ahead of the ECHO
     slow.cancel()
     assert await wire.call("ECHO", "mine") == b"mine"  # queued behind the BLPOP, then its own
 
@@ -81,13 +83,11 @@ async def test_a_cancelled_block_closes_its_connection(
     blocker: Wire, plain: aioredis.Redis, key: str
 ) -> None:
     waiting = asyncio.create_task(blocker.block_then(("BZPOPMIN", key, 30), ("PING",)))
-    await asyncio.sleep(0.05)
-    assert await _blocked_clients(plain) == 1
+    await _until_blocked(plain, 1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    await asyncio.sleep(0.05)
-    assert await _blocked_clients(plain) == 0  # not left blocking at the server
+    await _until_blocked(plain, 0)  # not left blocking at the server
     await plain.zadd(key, {"w": 0})
     assert await blocker.block_then(("BZPOPMIN", key, 1), ("ZRANGE", key, 0, -1)) == []
     assert await blocker.call("ECHO", "again") == b"again", "a new connection took over"
@@ -98,7 +98,6 @@ async def test_a_killed_connection_is_replaced_on_the_next_call(
 ) -> None:
     first = await wire.call("CLIENT", "ID")
     assert await plain.client_kill_filter(_id=first) == 1
-    await asyncio.sleep(0.05)
     second = await wire.call("CLIENT", "ID")
     assert second != first
 
@@ -160,13 +159,20 @@ async def _blocked_clients(client: aioredis.Redis) -> int:
     return int(info["blocked_clients"])
 
 
+async def _until_blocked(client: aioredis.Redis, count: int) -> None:
+    async def reached() -> bool:
+        return await _blocked_clients(client) == count
+
+    await wait_until(reached, 5, f"{count} client(s) blocked at the server")
+
+
 async def test_block_then_runs_the_second_command_as_the_block_ends(
     blocker: Wire, plain: aioredis.Redis, key: str
 ) -> None:
     waiting = asyncio.create_task(
         blocker.block_then(("BZPOPMIN", key, 5), ("ZCARD", key + ":after"))
     )
-    await asyncio.sleep(0.05)
+    await _until_blocked(plain, 1)
     await plain.zadd(key + ":after", {"a": 1, "b": 2})  # written while the block waits
     assert not waiting.done()
     await plain.zadd(key, {"w": 0})
@@ -177,13 +183,12 @@ async def test_a_cancelled_block_then_never_runs_its_second_command(
     blocker: Wire, plain: aioredis.Redis, key: str
 ) -> None:
     waiting = asyncio.create_task(blocker.block_then(("BZPOPMIN", key, 5), ("INCR", key + ":n")))
-    await asyncio.sleep(0.05)
+    await _until_blocked(plain, 1)
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    await asyncio.sleep(0.05)
+    await _until_blocked(plain, 0)  # the connection is gone, and its unread INCR with it
     await plain.zadd(key, {"w": 0})
-    await asyncio.sleep(0.1)
     assert await plain.get(key + ":n") is None
     assert await plain.zcard(key) == 1  # nobody popped the wake-up either
 
@@ -192,7 +197,7 @@ async def test_a_lost_connection_under_block_then_raises_without_stray_errors(
     blocker: Wire, plain: aioredis.Redis, key: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     waiting = asyncio.create_task(blocker.block_then(("BZPOPMIN", key, 5), ("PING",)))
-    await asyncio.sleep(0.05)
+    await _until_blocked(plain, 1)
     blocked = [c["id"] for c in await plain.client_list() if c["cmd"] == "bzpopmin"]
     assert len(blocked) == 1
     await plain.client_kill_filter(_id=blocked[0])

@@ -20,6 +20,7 @@ from asyncjobs import (
 from asyncjobs._errors import JobCancelled
 
 from .conftest import run_burst
+from .waiting import wait_until
 
 
 @task
@@ -296,10 +297,13 @@ async def test_cancel_running_job(queue: Queue, start_worker: Any) -> None:
     await asyncio.wait_for(got_cancelled.wait(), 5)
     with pytest.raises(JobCancelled):
         await job.result(timeout=5)
-    await asyncio.sleep(0.1)
     info = await job.info()
     assert info.status is JobStatus.CANCELLED and info.attempts == 1, "never retried"
-    assert not worker.running
+
+    async def slot_freed() -> bool:
+        return not worker.running
+
+    await wait_until(slot_freed, 5, "the cancelled try to leave the running table")
 
 
 async def test_graceful_shutdown_lets_running_jobs_finish(queue: Queue) -> None:

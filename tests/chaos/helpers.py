@@ -7,12 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from ..waiting import wait_until
+
+__all__ = ["wait_until"]  # the chaos tests take it from here
 
 ROOT = Path(__file__).parent.parent.parent
 SETTINGS = "tests.chaos.chaos_tasks:settings"
@@ -89,20 +91,6 @@ class WorkerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-async def wait_until(
-    check: Callable[[], Awaitable[Any]], timeout: float, what: str, interval: float = 0.05
-) -> Any:
-    """Poll ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = await check()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
-        await asyncio.sleep(interval)
 
 
 async def run_counts(client: Any, runs_key: str) -> dict[str, int]:

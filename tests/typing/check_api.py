@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from typing_extensions import assert_type
+
 from asyncjobs import Context, Job, Queue, Signature, chain, task
 
 
@@ -11,8 +15,12 @@ async def add(ctx: Context, a: int, b: int) -> int:
 
 
 async def uses(queue: Queue) -> None:
-    job: Job[int] = await queue.enqueue(add, 1, 2)
-    total: int = await job.result()
+    job = await queue.enqueue(add, 1, 2)
+    assert_type(job, Job[int])  # the task's return type flows to the job and its result
+    total = await job.result()
+    assert_type(total, int)
+    assert_type(await queue.enqueue(add, 1, 2, _defer_by=5), Job[int])
+    assert_type(await queue.enqueue("add", 1, 2), Job[Any])  # a name carries no types
     sig: Signature[int] = add.si(1, 2)
     add.si("one", 2)  # type: ignore[arg-type]
     add.si(1)  # type: ignore[call-arg]

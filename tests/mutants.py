@@ -1,0 +1,110 @@
+"""Run by hand: make each change a test must catch, run that test, put the code back.
+
+    python tests/mutants.py
+
+Each line prints CAUGHT (the test failed, as it should) or MISSED. Not collected by pytest.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).parent.parent
+PROMISES = "tests/test_promises.py"
+ENQUEUE = "async def enqueue(self, task: Task[Any, R], /, *args: Any, **kwargs: Any) -> Job"
+
+#: (what the change does, file, text to replace, replacement, the test that must fail)
+MUTANTS = [
+    (
+        "no jitter",
+        "asyncjobs/_backoff.py",
+        "return random.uniform(0.0, ceiling)",
+        "return ceiling",
+        f"{PROMISES}::test_the_default_backoff_is_jittered",
+    ),
+    (
+        "zero backoff",
+        "asyncjobs/_backoff.py",
+        "BACKOFF_BASE_SECONDS = 1.0",
+        "BACKOFF_BASE_SECONDS = 0.0",
+        f"{PROMISES} -k backoff",
+    ),
+    (
+        "polling result",
+        "asyncjobs/_job.py",
+        "await asyncio.wait_for(changed.wait(), remaining)",
+        "await asyncio.sleep(0.05)",
+        f"{PROMISES}::test_waiting_for_a_result_does_not_poll_redis",
+    ),
+    (
+        "eta is now",
+        "asyncjobs/_models.py",
+        "return now + timedelta(seconds=max(0.0, elapsed * (1 - progress) / progress))",
+        "return now",
+        f"{PROMISES}::test_the_eta_follows_the_pace_so_far",
+    ),
+    (
+        "sigterm cancels",
+        "asyncjobs/_worker.py",
+        "        self.stop()\n\n    async def _drain",
+        "        self.running.cancel('shutdown')\n        self.stop()\n\n    async def _drain",
+        f"{PROMISES}::test_a_first_sigterm_lets_running_jobs_finish",
+    ),
+    (
+        "untyped enqueue",
+        "asyncjobs/_queue.py",
+        ENQUEUE + "[R]: ...",
+        ENQUEUE + "[Any]: ...",
+        f"{PROMISES}::test_the_typed_api_keeps_its_types",
+    ),
+    (
+        "cancels ignored",
+        "asyncjobs/_cancels.py",
+        'if self.running.cancel("cancelled", job_id):',
+        "if False:",
+        f"{PROMISES}::test_a_cancel_request_stops_a_running_job_at_once",
+    ),
+    (
+        "no log fields",
+        "asyncjobs/_runner.py",
+        'extra=_extra(job, "succeeded", took),',
+        "",
+        f"{PROMISES}::test_job_log_lines_carry_their_fields",
+    ),
+    (
+        "shared ctx",
+        "asyncjobs/_runner.py",
+        "state=dict(self.state),",
+        "state=self.state,",
+        f"{PROMISES}::test_each_job_keeps_its_own_ctx_writes",
+    ),
+]
+
+
+def main() -> int:
+    missed = 0
+    for name, rel, old, new, test in MUTANTS:
+        path = ROOT / rel
+        source = path.read_text()
+        if old not in source:
+            print(f"{name:16} STALE   {rel} no longer holds {old!r}")
+            missed += 1
+            continue
+        path.write_text(source.replace(old, new, 1))
+        try:
+            command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-x"]
+            run = subprocess.run(
+                command + test.split(), capture_output=True, text=True, timeout=600, cwd=ROOT
+            )
+        finally:
+            path.write_text(source)
+        lines = run.stdout.strip().splitlines()
+        print(f"{name:16} {'CAUGHT' if run.returncode else 'MISSED'}  {lines[-1] if lines else ''}")
+        missed += run.returncode == 0
+    return 1 if missed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
