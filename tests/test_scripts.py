@@ -305,25 +305,50 @@ async def test_poison_pill_after_max_stalls(store: Store, r: Any, k: QueueKeys) 
     assert await r.hget(k.job("j"), "status") == b"failed"
 
 
-async def test_a_dead_workers_jobs_come_back_as_suspects_one_per_worker(
+async def test_a_dead_workers_jobs_come_back_first_in_line_then_as_suspects(
     store: Store, r: Any, k: QueueKeys
 ) -> None:
-    await store.enqueue(k, [new("a"), new("b"), new("c"), new("d")])
-    await store.claim(k, "dead", 2, 1, True)  # a and b die together
-    await asyncio.sleep(0.01)
-    recovery = await store.recover(k, limit=100, default_max_tries=3, max_stalls=3)
+    """Collateral of one crash runs at full concurrency, ahead of the jobs still waiting; a job
+    caught in a second crash is a suspect, run one per worker, and blamed if it dies again."""
+
+    async def worker_dies(*job_ids: str) -> Any:
+        await r.zadd(k.leases, dict.fromkeys(job_ids, 0))  # their leases run out
+        return await store.recover(k, limit=100, default_max_tries=9, max_stalls=3)
+
+    await store.enqueue(k, [new(i, max_tries=9) for i in "abcdef"])
+    assert ids(await store.claim(k, "w0", 2, 60_000, True)) == ["a", "b"]
+    recovery = await worker_dies("a", "b")  # a and b die together
     assert (recovery.recovered, recovery.dead_lettered) == (2, [])
     assert await r.hget(k.job("a"), "stalls") is None, "died in company: not blamed"
-    first = await store.claim(k, "w1", 5, 5000, True)
-    assert first.suspect == "a" and ids(first) == ["a", "c", "d"], "one suspect, then the rest"
-    assert first.suspects_waiting, "b is still waiting"
-    carrying = await store.claim(k, "w1", 5, 5000, False)
-    assert ids(carrying) == [] and carrying.suspects_waiting, "w1 carries a suspect already"
-    other = await store.claim(k, "w2", 5, 5000, True)
+    first = await store.claim(k, "w1", 4, 60_000, True)
+    assert ids(first) == ["a", "b", "c", "d"], "first in line again, at full concurrency"
+    assert first.suspect is None and not first.suspects_waiting
+    recovery = await worker_dies("a", "b", "c", "d")  # w1 dies with all four
+    assert recovery.recovered == 4
+    second = await store.claim(k, "w2", 5, 60_000, True)
+    assert second.suspect == "a", "a died twice: one suspect per worker"
+    assert ids(second) == ["a", "c", "d", "e", "f"], "c and d (first crash) before the rest"
+    assert second.suspects_waiting, "b waits for a worker without a suspect"
+    carrying = await store.claim(k, "w2", 5, 60_000, False)
+    assert ids(carrying) == [] and carrying.suspects_waiting, "w2 carries a suspect already"
+    other = await store.claim(k, "w3", 5, 60_000, True)
     assert other.suspect == "b" and not other.suspects_waiting
-    # w1 dies with a (its one suspect), c and d: only a is blamed
-    await r.zadd(k.leases, {"a": 0, "c": 0, "d": 0})
-    recovery = await store.recover(k, limit=100, default_max_tries=3, max_stalls=3)
-    assert (recovery.recovered, recovery.dead_lettered) == (3, [])
+    await worker_dies("a", "c", "d", "e", "f")  # w2 dies: only its suspect is blamed
     assert await r.hget(k.job("a"), "stalls") == b"1"
     assert await r.hget(k.job("c"), "stalls") is None
+    assert await r.hget(k.job("e"), "suspect") is None, "e died once: not a suspect yet"
+    assert await r.hget(k.job("c"), "suspect") == b"1", "c died twice: a suspect now"
+
+
+async def test_a_job_blamed_for_a_death_comes_back_as_a_suspect(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    """A worker's only job in flight is blamed: it is isolated at once, not put first in line
+    beside other jobs it might take down with it."""
+    await store.enqueue(k, [new("pill", max_tries=9), new("x")])
+    await store.claim(k, "w0", 1, 1, True)
+    await asyncio.sleep(0.01)
+    await store.recover(k, limit=100, default_max_tries=9, max_stalls=3)
+    assert await r.hget(k.job("pill"), "stalls") == b"1"
+    claim = await store.claim(k, "w1", 5, 60_000, True)
+    assert claim.suspect == "pill" and ids(claim) == ["pill", "x"]

@@ -58,16 +58,25 @@ local function count(field, n)
   rcall('HINCRBY', K.stats, field, n or 1)
 end
 
--- Suspects: jobs that were running on a worker that died. They sit in the ready set after
--- every ordinary job (scores from SUSPECT_BAND up, still < 2^53), and a worker carries at most
--- one suspect at a time, beside its ordinary jobs. So when a worker dies, its one suspect is
--- the one to blame (see recover.lua), and an innocent job that died in company gets a run of
--- its own and succeeds.
+-- Recovered jobs: jobs that were running on a worker that died. The first time, a job that
+-- died in company goes back to the front of its priority band (it was claimed before every job
+-- still waiting) and runs at full concurrency, like any job: after a crash, its collateral
+-- finishes about one lease later. A job recovered again, or blamed for the death (see
+-- recover.lua), becomes a suspect: it waits in a band after every ordinary job (scores from
+-- SUSPECT_BAND up, still < 2^53) and a worker carries at most one suspect at a time, beside its
+-- ordinary jobs. So when a worker carrying a suspect dies, the suspect is the one to blame, and
+-- an innocent job that died twice in company still gets a run of its own and succeeds.
 local SUSPECT_BAND = (2 * PRIORITY_LIMIT + 1) * SEQ_SPAN
 
 local function push_suspect(job_key, id)
   rcall('HSET', job_key, 'suspect', 1)
   rcall('ZADD', K.ready, SUSPECT_BAND + ready_score(job_key), id)
+end
+
+local function push_front(job_key, id, priority)
+  priority = tonumber(priority or '0') or 0
+  priority = math.max(-PRIORITY_LIMIT, math.min(PRIORITY_LIMIT, priority))
+  rcall('ZADD', K.ready, (PRIORITY_LIMIT - priority) * SEQ_SPAN, id)
 end
 
 -- The fields of a new job, as enqueue and cron_tick receive them (one group per job):

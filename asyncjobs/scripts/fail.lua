@@ -15,7 +15,7 @@ release_slot(job_key, id)
 set_error(job_key, ARGV[8], ARGV[9], ARGV[10])
 local attempts = tonumber(rcall('HGET', job_key, 'attempts') or '0')
 if delay >= 0 and attempts < max_tries then
-  rcall('HDEL', job_key, 'token', 'suspect')  -- it ran and raised: no longer a suspect
+  rcall('HDEL', job_key, 'token', 'suspect', 'recovered')  -- it ran and raised: not a suspect
   if delay > 0 then
     rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', NOW + delay)
     rcall('ZADD', K.deferred, NOW + delay, id)

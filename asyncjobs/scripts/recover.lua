@@ -8,7 +8,8 @@
 -- Blame: a dead worker's only job in flight, or else its one suspect (a worker carries at most
 -- one), counts a stall; max_stalls stalls make a PoisonPill, dead-lettered so that a job that
 -- kills every worker running it cannot crash workers forever. The others died in company and
--- are not blamed: every recovered job comes back as a suspect (see push_suspect).
+-- are not blamed: the first time they go back to the front of the line (push_front), a job
+-- recovered again comes back as a suspect (push_suspect), as a blamed one does.
 local limit, default_max, max_stalls = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local expired = rcall('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, limit)
 local in_flight, suspects = {}, {}  -- per dead worker: jobs it held, and suspects among them
@@ -23,7 +24,8 @@ local dead_ids = {}
 for _, id in ipairs(expired) do
   rcall('ZREM', K.leases, id)
   local job_key = P.job .. id
-  local f = rcall('HMGET', job_key, 'attempts', 'max_tries', 'worker', 'status')
+  local f = rcall('HMGET', job_key, 'attempts', 'max_tries', 'worker', 'status', 'recovered',
+    'priority')
   if f[4] == 'in_progress' then
     local attempts = tonumber(f[1] or '0')
     local max_tries = tonumber(f[2] or '0')
@@ -55,8 +57,12 @@ for _, id in ipairs(expired) do
       dead = dead + 1
     else
       rcall('HDEL', job_key, 'token')
-      rcall('HSET', job_key, 'status', 'queued')
-      push_suspect(job_key, id)
+      rcall('HSET', job_key, 'status', 'queued', 'recovered', (tonumber(f[5] or '0') or 0) + 1)
+      if blamed or f[5] then
+        push_suspect(job_key, id)
+      else
+        push_front(job_key, id, f[6])
+      end
       publish(id, 'queued')
       recovered = recovered + 1
     end

@@ -6,7 +6,7 @@ local job_key = P.job .. id
 if rcall('HGET', job_key, 'token') ~= token then return -1 end
 rcall('ZREM', K.leases, id)
 release_slot(job_key, id)
-rcall('HDEL', job_key, 'token', 'suspect')
+rcall('HDEL', job_key, 'token', 'suspect', 'recovered')
 rcall('HINCRBY', job_key, 'attempts', -1)
 rcall('HSET', job_key, 'status', 'queued')
 push_ready(job_key, id)

@@ -161,11 +161,12 @@ async def test_a_job_that_kills_its_workers_ends_as_a_poison_pill(
     seen, started = await _run_poison_pill(url, name, spawn, others=300)
     figures(" ".join(f"{k}={v}" for k, v in seen.items()))
     assert str(seen["pill_error"]).split(":")[0] in ("PoisonPill", "WorkerLost")
-    # Deaths in company are not blamed (the others on that worker are suspects too): the pill
-    # is dead-lettered after killing its worker max_stalls times while running alone, plus at
-    # most the one first run it shared with other jobs.
+    # Deaths in company are not blamed: the pill's first crash puts it (and the jobs that died
+    # with it) first in line at full concurrency; a second crash in company makes it a suspect,
+    # run one per worker; then it is dead-lettered after killing its worker max_stalls times as
+    # the suspect. So at most two runs in company, then max_stalls on its own.
     stalls = poison_settings.max_stalls
-    assert stalls <= seen["pill_runs"] <= stalls + 1
+    assert stalls <= seen["pill_runs"] <= stalls + 2
     assert seen["restarts"] == seen["pill_runs"], "one killed worker per run of it"
     assert seen["others_succeeded"] + seen["collateral"] == 300, "no other job was lost"
     assert all("Traceback" not in w.log_text() for w in started)

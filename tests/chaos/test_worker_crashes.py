@@ -110,3 +110,62 @@ async def test_sigkilled_workers_lose_no_job(
     assert codes == [0] * WORKERS, "the surviving workers stop cleanly on SIGTERM"
     for worker in workers:
         assert "Traceback" not in worker.log_text()
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(120)
+async def test_a_crashed_workers_jobs_finish_about_one_lease_later(
+    chaos_redis: RedisServer,
+    spawn: Callable[..., WorkerProcess],
+    no_key_leaks: Callable[[str, str], None],
+    figures: Callable[[str], None],
+) -> None:
+    """One worker holds 100 jobs of 3 s and is SIGKILLed while two others, with free slots,
+    run jobs enqueued after them. Its jobs run again at full concurrency, first in line: they
+    finish within the lease (1 s) plus about one job duration, not one at a time per worker
+    (which took 150 s here)."""
+    url, name = chaos_redis.url, unique("collateral")
+    runs_key = f"chaos-runs:{name}"
+    no_key_leaks(url, name)
+    hold_ms = 3000
+    async with Queue(url, name=name) as queue:
+        keys = queue.keys_for(name)
+        victim = spawn(url, name, extra=("--concurrency", "100"))
+        crashed = await queue.enqueue_many([(record, (runs_key, hold_ms), {}) for _ in range(100)])
+
+        async def all_claimed() -> bool:
+            return await queue.client.zcard(keys.leases) == 100
+
+        await wait_until(all_claimed, 20, "the victim to hold all 100 jobs")
+        survivors = [spawn(url, name, extra=("--concurrency", "100")) for _ in range(2)]
+
+        async def three_alive() -> bool:
+            return await queue.client.zcard(keys.workers) == 3
+
+        await wait_until(three_alive, 20, "the other two workers to start")
+        waiting = await queue.enqueue_many([(record, (runs_key, 500), {}) for _ in range(100)])
+        victim.kill()
+        killed_at = time.monotonic()
+
+        async def collateral_done() -> bool:
+            states = await statuses(queue.client, keys.job_prefix, [j.id for j in crashed])
+            return all(s == "succeeded" for s in states)
+
+        await wait_until(collateral_done, 180, "the crashed worker's jobs to succeed")
+        took = time.monotonic() - killed_at
+
+        async def all_done() -> bool:
+            states = await statuses(queue.client, keys.job_prefix, [j.id for j in waiting])
+            return all(s == "succeeded" for s in states)
+
+        await wait_until(all_done, 60, "every other job to succeed")
+        runs = await run_counts(queue.client, runs_key)
+        await queue.client.delete(runs_key)
+        for worker in survivors:
+            await worker.astop()
+    figures(
+        f"collateral=100 job_s={hold_ms / 1000} lease_s=1.0 collateral_done_after_kill_s={took:.2f}"
+    )
+    assert all(runs[j.id] == 2 for j in crashed), "each crashed job ran once more"
+    assert all(runs[j.id] == 1 for j in waiting)
+    assert took < 1.0 * 4 / 3 + 2 * hold_ms / 1000 + 2, f"the collateral took {took:.1f}s"
