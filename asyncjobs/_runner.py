@@ -133,6 +133,7 @@ class Runner:
         self.state = state
         self.hooks = hooks
         self.metrics = metrics
+        self._report_errors: set[str] = set()  # kinds of report failure logged in full once
 
     def context(self, job: ClaimedJob, max_tries: int) -> Context:
         """The job's own context: a copy of the worker's state, so a write stays with it."""
@@ -154,6 +155,21 @@ class Runner:
             await self.store.progress(job.keys, job.id, job.token, value, stage, message)
 
         return report
+
+    async def run_or_leave(self, job: ClaimedJob) -> None:
+        """``run``; if reporting the outcome itself fails (not an outage: those are waited
+        out), log it and leave the job to its lease, which brings it back."""
+        try:
+            await self.run(job)
+        except Exception as exc:
+            kind = type(exc).__name__
+            first = kind not in self._report_errors
+            self._report_errors.add(kind)
+            log.error(
+                "job %s %s try %d: could not report its outcome (%s: %s); it runs again "
+                "when its lease runs out",
+                job.id, job.task_name, job.attempt, kind, exc, exc_info=exc if first else None,
+            )  # fmt: skip
 
     async def run(self, job: ClaimedJob) -> None:
         """Run ``job`` to an outcome and report it; never raises for the task's own errors."""

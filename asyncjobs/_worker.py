@@ -169,7 +169,7 @@ class Worker:
                 worker_id=self.id,
                 concurrency=s.concurrency,
                 lease_seconds=s.lease_seconds,
-                start=lambda job: self.running.start(job, runner.run),
+                start=lambda job: self.running.start(job, runner.run_or_leave),
                 stopping=self._stopping,
                 burst=burst,
             )

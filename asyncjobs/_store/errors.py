@@ -16,6 +16,7 @@ from .._errors import AsyncJobsError, ConfigurationError, RedisCommandError, Red
 #: Error-reply prefixes that mean "not now": the same command may succeed later.
 _PASSING_REPLIES = ("OOM", "BUSY", "LOADING", "READONLY", "MASTERDOWN", "CLUSTERDOWN", "TRYAGAIN")
 _PASSING: tuple[type[BaseException], ...] = (
+    getattr(rx, "OutOfMemoryError", rx.ConnectionError),  # redis-py >= 5.0.? names OOM
     rx.ConnectionError,
     rx.TimeoutError,
     rx.BusyLoadingError,
@@ -49,8 +50,12 @@ def translate(exc: BaseException, where: str) -> BaseException:
             f"Redis at {where} refused a command: {text}. Give this user the ACL that "
             "docs/security.md lists for workers and producers"
         )
-    if isinstance(exc, _PASSING) or word in _PASSING_REPLIES:
-        hint = _AUTH_HINT if isinstance(exc, rx.AuthenticationError) else _HINTS.get(word, "")
+    # A reconnect without the password a server now wants: some commands get NOAUTH, a long
+    # one "Protocol error: unauthenticated multibulk length".
+    unauthenticated = isinstance(exc, rx.AuthenticationError) or "unauthenticated" in text
+    if isinstance(exc, _PASSING) or word in _PASSING_REPLIES or unauthenticated:
+        oom = type(exc).__name__ == "OutOfMemoryError"
+        hint = _AUTH_HINT if unauthenticated else _HINTS.get("OOM" if oom else word, "")
         reason = f"{hint} ({text})" if hint else text
         return RedisUnavailable(f"Redis at {where} is unavailable: {reason}")
     if isinstance(exc, rx.RedisError):

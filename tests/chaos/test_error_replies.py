@@ -1,0 +1,129 @@
+"""Redis answers with error replies, not dropped connections: out of memory, a password that
+appeared (NOAUTH), busy with another client's script (BUSY). The worker must neither half-die
+nor hang: every job completes once, and the log says what happened in a few lines."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+
+from asyncjobs import Queue
+
+from ..redis_server import RedisServer
+from .chaos_tasks import record
+from .helpers import WorkerProcess, run_counts, statuses, unique, wait_until
+
+JOBS = 2000
+FAULT_S = 1.5
+#: Lines at WARNING or above a worker may log for one fault (lost, maybe a reminder, a refusal).
+LOG_LINES_PER_FAULT = 4
+
+BUSY_LOOP = """
+local t = redis.call('TIME')
+local start = tonumber(t[1]) * 1000000 + tonumber(t[2])
+while true do
+  t = redis.call('TIME')
+  if tonumber(t[1]) * 1000000 + tonumber(t[2]) - start > tonumber(ARGV[1]) then return 1 end
+end
+"""
+
+
+async def out_of_memory(admin: aioredis.Redis) -> Callable[[], Awaitable[None]]:
+    await admin.config_set("maxmemory-policy", "noeviction")
+    await admin.config_set("maxmemory", "1")  # every write that needs memory is refused
+
+    async def heal() -> None:
+        await admin.config_set("maxmemory", "0")
+
+    return heal
+
+
+async def password_appears(admin: aioredis.Redis) -> Callable[[], Awaitable[None]]:
+    await admin.config_set("requirepass", "now-secret")
+    # Open connections stay authenticated: drop them, so that every reconnect gets NOAUTH.
+    await admin.execute_command("CLIENT", "KILL", "TYPE", "normal", "SKIPME", "yes")
+    await admin.execute_command("CLIENT", "KILL", "TYPE", "pubsub", "SKIPME", "yes")
+
+    async def heal() -> None:
+        await admin.config_set("requirepass", "")
+
+    return heal
+
+
+async def busy_script(admin: aioredis.Redis) -> Callable[[], Awaitable[None]]:
+    await admin.config_set("busy-reply-threshold", "100")  # others get BUSY after 100 ms
+    blocker = aioredis.Redis(**admin.connection_pool.connection_kwargs)
+    running = asyncio.create_task(blocker.eval(BUSY_LOOP, 0, int(FAULT_S * 1_000_000)))
+    await asyncio.sleep(0.2)
+
+    async def heal() -> None:
+        await running  # the script ends by itself after FAULT_S
+        await blocker.aclose()
+        await admin.config_set("busy-reply-threshold", "5000")
+
+    return heal
+
+
+FAULTS: dict[str, Callable[[aioredis.Redis], Awaitable[Callable[[], Awaitable[None]]]]] = {
+    "OOM": out_of_memory,
+    "NOAUTH": password_appears,
+    "BUSY": busy_script,
+}
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("fault", sorted(FAULTS))
+async def test_error_replies_for_a_while_lose_and_double_nothing(
+    fault: str,
+    redis_factory: Callable[..., RedisServer],
+    spawn: Callable[..., WorkerProcess],
+    figures: Callable[[str], None],
+) -> None:
+    server = redis_factory()
+    name = unique(f"reply-{fault.lower()}")
+    runs_key = f"chaos-runs:{name}"
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        async with Queue(server.url, name=name) as queue:
+            keys = queue.keys_for(name)
+            jobs = await queue.enqueue_many([(record, (runs_key, 5), {}) for _ in range(JOBS)])
+            worker = spawn(server.url, name, extra=("--concurrency", "50"))
+
+            async def some_done() -> bool:
+                return int(await queue.client.hget(keys.stats, "succeeded") or 0) > JOBS // 10
+
+            await wait_until(some_done, 30, "the drain to be under way")
+            started = time.monotonic()
+            heal = await FAULTS[fault](admin)
+            await asyncio.sleep(FAULT_S)
+            await heal()
+            healed = time.monotonic()
+
+            async def all_done() -> Any:
+                states = await statuses(queue.client, keys.job_prefix, [j.id for j in jobs])
+                return all(s == "succeeded" for s in states)
+
+            await wait_until(all_done, 90, f"every job to succeed after {fault}")
+            drained = time.monotonic()
+            runs = await run_counts(queue.client, runs_key)
+            code = await worker.astop()
+        log = worker.log_text()
+        problems = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+        figures(
+            f"fault={fault} for {healed - started:.1f}s jobs={JOBS} "
+            f"drained_after_heal_s={drained - healed:.1f} runs={sum(runs.values())} "
+            f"worker_log_lines={len(problems)}"
+        )
+        assert sum(runs.values()) == JOBS and set(runs.values()) == {1}, "each job ran once"
+        assert code == 0, log[-3000:]
+        assert "Traceback" not in log, log[-3000:]
+        assert any("lost Redis" in line for line in problems), "the fault is logged"
+        assert len(problems) <= LOG_LINES_PER_FAULT, "\n".join(problems)
+    finally:
+        await admin.aclose()
