@@ -4,6 +4,7 @@ them, so an option means the same everywhere)."""
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -54,6 +55,7 @@ def priority_option(value: Any) -> int:
 
 
 def when_option(value: Any) -> int:
+    """``_defer_until``: a datetime (naive = UTC) no more than MAX_SECONDS ahead, in Unix ms."""
     if not isinstance(value, datetime):
         raise TypeError(
             f"_defer_until takes a datetime (naive = UTC), not {type(value).__name__} "
@@ -61,9 +63,14 @@ def when_option(value: Any) -> int:
         )
     when = value if value.tzinfo is not None else value.replace(tzinfo=timezone.utc)
     try:
-        return round(when.timestamp() * 1000)
+        ms = round(when.timestamp() * 1000)
     except (OverflowError, ValueError, OSError):
-        raise ValueError(f"_defer_until {value!r} is out of range") from None
+        ms = None
+    if ms is None or ms / 1000 - time.time() > MAX_SECONDS:
+        raise ValueError(
+            f"_defer_until {value!r} is more than {MAX_SECONDS / 86_400 / 365:.0f} years ahead"
+        )
+    return ms
 
 
 def text_option(value: Any, name: str) -> str:

@@ -1,5 +1,6 @@
 """Keeps this worker's leases alive, brings back other workers' expired ones, and beats the
-heart that `asyncjobs info` and `asyncjobs health` count as a live worker."""
+heart that `asyncjobs info` and `asyncjobs health` count as a live worker (declaring its tasks'
+limits with it, so that they hold while the worker lives)."""
 
 from __future__ import annotations
 
@@ -32,6 +33,7 @@ class LeaseKeeper:
         lease_seconds: float,
         default_max_tries: int,
         max_stalls: int,
+        limits: Sequence[tuple[str, int, int, int]],
         on_dead_letter: Callable[[QueueKeys, DeadLettered], Awaitable[None]],
     ) -> None:
         self.store = store
@@ -42,6 +44,7 @@ class LeaseKeeper:
         self.interval = lease_seconds / 3
         self.default_max_tries = default_max_tries
         self.max_stalls = max_stalls
+        self.limits = list(limits)
         self.on_dead_letter = on_dead_letter
         self._lag_warned = False
 
@@ -86,7 +89,7 @@ class LeaseKeeper:
                     recovery.recovered,
                     len(recovery.dead_lettered),
                 )
-            await self.store.heartbeat(keys, self.worker_id, 3 * self.lease_ms)
+            await self.store.heartbeat(keys, self.worker_id, 3 * self.lease_ms, self.limits)
 
     async def leave(self) -> None:
         """Tell every queue this worker is gone (so it stops counting as alive at once)."""

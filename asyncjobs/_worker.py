@@ -105,6 +105,7 @@ class Worker:
             lease_seconds=s.lease_seconds,
             default_max_tries=s.max_tries,
             max_stalls=s.max_stalls,
+            limits=self._limits(),
             on_dead_letter=self._dead_letter_hook(hooks, queue),
         )
         cancels = CancelListener(connection, self.keys, self.running)
@@ -112,7 +113,6 @@ class Worker:
             await connection.check()
             await store.preload()
             await store.register_queues(s.prefix, s.queues)
-            await store.publish_limits(self.keys, self._limits())
             if s.metrics_port is not None:
                 from .metrics import WorkerMetrics
 
@@ -207,16 +207,12 @@ class Worker:
             self._stopping.clear()  # a stop() before run() counts; after it, run() may start again
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
 
-    def _limits(self) -> dict[str, dict[str, int]]:
+    def _limits(self) -> list[tuple[str, int, int, int]]:
         """Each task's concurrency and rate limits and tries, for the claim and recover scripts."""
-        return {
-            task.name: {
-                "concurrency": task.max_concurrency or 0,
-                "interval_ms": task.rate_interval_ms,
-                "max_tries": task.max_tries or 0,
-            }
+        return [
+            (task.name, task.max_concurrency or 0, task.rate_interval_ms, task.max_tries or 0)
             for task in self.registry.values()
-        }
+        ]
 
     def stop(self) -> None:
         """Ask the worker to stop claiming and shut down gracefully."""

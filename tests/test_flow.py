@@ -13,6 +13,7 @@ import pytest
 from asyncjobs import Context, JobStatus, Queue, task
 
 from .conftest import run_burst
+from .waiting import wait_until
 
 # INCR a running counter and keep its peak, atomically, in Redis: the check does not trust
 # the library's own bookkeeping.
@@ -51,6 +52,35 @@ async def per_account(ctx: Context, account: str, running: str, peak: str) -> st
     await asyncio.sleep(0.03)
     await ctx.queue.client.decr(running)
     return account
+
+
+async def test_a_worker_without_the_limit_does_not_lift_it(
+    queue: Queue, start_worker: Any
+) -> None:
+    """Two versions of a task side by side (a rolling deploy): one worker's task has
+    max_concurrency=2, the other's has none. The stricter declaration holds while its worker
+    lives; the other worker must not erase it."""
+    running, peak = counters()
+
+    @task(name="limited")  # the same task, without the limit
+    async def unlimited(ctx: Context, running: str, peak: str) -> None:
+        await ctx.queue.client.eval(ENTER, 2, running, peak)
+        await asyncio.sleep(0.03)
+        await ctx.queue.client.decr(running)
+
+    await start_worker([limited])
+    limits = queue.keys_for(queue.name).limits
+
+    async def declared() -> bool:
+        return bool(await queue.client.hget(limits, "limited:concurrency"))
+
+    await wait_until(declared, 5, "the limited worker to declare its limit")
+    await start_worker([unlimited])
+    jobs = await queue.enqueue_many([(limited, (running, peak), {}) for _ in range(30)])
+    for job in jobs:
+        await job.result(timeout=20)
+    assert int(await queue.client.get(peak)) == 2
+    await queue.client.delete(running, peak)
 
 
 async def test_singleton_per_key_runs_keys_in_parallel_but_one_per_key(queue: Queue) -> None:

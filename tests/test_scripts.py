@@ -99,7 +99,7 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         store.progress(k, "a", "w:1", 0.5, "stage", "message"),
         store.replay(k, "0-1", "a"),
         store.cron_tick(k, "c", 1, True, job),
-        store.heartbeat(k, "w", 1000),
+        store.heartbeat(k, "w", 1000, [("t", 1, 0, 3), ("u", 0, 50, 0)]),
         store.start_workflow(k, "wf", "chain", b"[0]", [member, member]),
     ]
     for call in calls:
@@ -167,7 +167,7 @@ async def test_rate_limited_starts_stay_an_interval_apart_after_a_late_claim(
     store: Store, r: Any, k: QueueKeys
 ) -> None:
     """Reserved slots that all fell due while no worker looked start one by one, not together."""
-    await store.publish_limits([k], {"t": {"interval_ms": 200}})
+    await store.heartbeat(k, "w1", 60_000, [("t", 0, 200, 0)])
     await store.enqueue(k, [new("a"), new("b"), new("c")])
     assert ids(await store.claim(k, "w1", 3, 5000, True)) == ["a"], "b and c reserve slots"
     assert await r.zrange(k.deferred, 0, -1) == [b"b", b"c"]

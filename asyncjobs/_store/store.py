@@ -369,28 +369,18 @@ class Store:
     async def cancel(self, keys: QueueKeys, job_id: str) -> CancelOutcome:
         return CancelOutcome(int(await self._script("cancel", keys, id=job_id)))
 
-    async def heartbeat(self, keys: QueueKeys, worker: str, ttl_ms: int) -> int:
-        """Mark ``worker`` alive on the queue for ``ttl_ms`` (0 = it leaves); live workers."""
-        return int(await self._script("heartbeat", keys, worker=worker, ttl_ms=ttl_ms))
-
-    async def publish_limits(
-        self, keys: Sequence[QueueKeys], limits: dict[str, dict[str, int]]
-    ) -> None:
-        """Tell the claim script each task's limits (``{task: {concurrency, interval_ms,
-        max_tries}}``); a zero removes the limit."""
-
-        async def write() -> None:
-            async with self.connection.client.pipeline(transaction=False) as pipe:
-                for queue in keys:
-                    for task, values in limits.items():
-                        for field, value in values.items():
-                            if value:
-                                pipe.hset(queue.limits, f"{task}:{field}", value)
-                            else:
-                                pipe.hdel(queue.limits, f"{task}:{field}")
-                await pipe.execute()
-
-        await self._guard(write())
+    async def heartbeat(
+        self,
+        keys: QueueKeys,
+        worker: str,
+        ttl_ms: int,
+        limits: Sequence[tuple[str, int, int, int]] = (),
+    ) -> int:
+        """Mark ``worker`` alive on the queue for ``ttl_ms`` (0 = it leaves) and declare its
+        tasks' limits for as long: ``(task, concurrency, interval_ms, max_tries)``, 0 = none.
+        Returns how many workers are alive."""
+        reply = await self._script("heartbeat", keys, worker=worker, ttl_ms=ttl_ms, each=limits)
+        return int(reply)
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -26,12 +26,18 @@ for _, id in ipairs(due) do
   end
 end
 
+-- A task's limits, as live workers declare them (see heartbeat.lua); 0 = none.
 local limit_cache = {}
+local function live_limit(value, expiry)
+  if expiry and (tonumber(expiry) or 0) <= NOW then return 0 end
+  return tonumber(value or '0') or 0
+end
 local function limits_of(task)
   local l = limit_cache[task]
   if not l then
-    local v = rcall('HMGET', K.limits, task .. ':concurrency', task .. ':interval_ms')
-    l = {tonumber(v[1] or '0') or 0, tonumber(v[2] or '0') or 0}
+    local c, r = task .. ':concurrency', task .. ':interval_ms'
+    local v = rcall('HMGET', K.limits, c, r, c .. ':until', r .. ':until')
+    l = {live_limit(v[1], v[3]), live_limit(v[2], v[4])}
     limit_cache[task] = l
   end
   return l

@@ -30,8 +30,11 @@ for _, id in ipairs(expired) do
     local attempts = tonumber(f[1] or '0')
     local max_tries = tonumber(f[2] or '0')
     if max_tries <= 0 then
-      local task = rcall('HGET', job_key, 'task') or ''
-      max_tries = tonumber(rcall('HGET', K.limits, task .. ':max_tries') or '0') or 0
+      local name = (rcall('HGET', job_key, 'task') or '') .. ':max_tries'
+      local declared = rcall('HMGET', K.limits, name, name .. ':until')
+      if not declared[2] or (tonumber(declared[2]) or 0) > NOW then
+        max_tries = tonumber(declared[1] or '0') or 0
+      end
     end
     if max_tries <= 0 then max_tries = default_max end
     release_slot(job_key, id)
