@@ -12,12 +12,16 @@ from ._errors import DeadLetterNotFound
 from ._job import Job
 from ._models import JobInfo, job_info_from_fields
 from ._options import JobDefaults, new_job, split_options
-from ._store import Connection, NewJob, QueueKeys, Store
+from ._store import Connection, Enqueued, NewJob, QueueKeys, Store
 from ._task import Task
 from ._waiters import Waiters
 from ._workflow import Node, compile_workflow, is_workflow, template
 
 R = TypeVar("R")
+
+#: Jobs per enqueue script call: a batch up to this size is stored all or nothing; a bigger one
+#: is stored chunk by chunk, so no single call holds Redis for long (~15 ms per chunk here).
+ENQUEUE_CHUNK = 1000
 
 
 def _ms(seconds: float) -> int:
@@ -136,11 +140,17 @@ class Queue:
         [(job_id, duplicate)] = await self._enqueue_into(queue_name, [job])
         return Job(self, job_id, queue_name, duplicate=duplicate, task=task_obj)
 
-    async def _enqueue_into(self, queue_name: str, jobs: list[NewJob]) -> list[tuple[str, bool]]:
-        """One enqueue script call for jobs of one queue: (id, duplicate) pairs, in order."""
+    async def _enqueue_into(self, queue_name: str, jobs: list[NewJob]) -> list[Enqueued]:
+        """Jobs of one queue, one script call per ENQUEUE_CHUNK: (id, duplicate), in order."""
         if queue_name not in self._registered:
             await self._register(queue_name)
-        return await self.store.enqueue(self.keys_for(queue_name), jobs)  # type: ignore[return-value]
+        keys = self.keys_for(queue_name)
+        if len(jobs) <= ENQUEUE_CHUNK:
+            return await self.store.enqueue(keys, jobs)
+        stored: list[Enqueued] = []
+        for start in range(0, len(jobs), ENQUEUE_CHUNK):
+            stored += await self.store.enqueue(keys, jobs[start : start + ENQUEUE_CHUNK])
+        return stored
 
     async def _enqueue_workflow(
         self, node: Node, args: tuple[Any, ...], options: dict[str, Any]
@@ -170,7 +180,14 @@ class Queue:
     async def enqueue_many(
         self, items: Iterable[tuple[Task[Any, Any] | str, Sequence[Any], dict[str, Any]]]
     ) -> list[Job[Any]]:
-        """Enqueue a batch: one script call per queue, jobs returned in the items' order."""
+        """Enqueue a batch: one script call per queue (per 1,000 jobs), jobs returned in the
+        items' order.
+
+        Every item is checked before anything is sent. Up to 1,000 jobs of a queue are stored
+        all or nothing; a bigger batch is stored 1,000 at a time, so if Redis fails part-way
+        the earlier chunks stay: give such jobs an ``_job_id`` (or ``_idempotency_key``) and
+        calling again stores the rest without duplicates.
+        """
         by_queue: dict[str, list[tuple[int, NewJob, Task[Any, Any] | None]]] = {}
         count = 0
         for index, (task, args, kwargs) in enumerate(items):
