@@ -17,6 +17,7 @@ from ._backoff import retry_delay
 from ._context import Context
 from ._errors import JobTimeout, PayloadError, Retry, SerializationError, UnknownTaskError
 from ._finisher import Finisher
+from ._leftovers import CURRENT_JOB
 from ._running import ClaimedJob
 from ._settings import WorkerSettings
 from ._store import FailOutcome, Store
@@ -173,6 +174,7 @@ class Runner:
 
     async def run(self, job: ClaimedJob) -> None:
         """Run ``job`` to an outcome and report it; never raises for the task's own errors."""
+        CURRENT_JOB.set(f"{job.task_name} (job {job.id})")  # this task's own context
         task = self.registry.get(job.task_name)
         max_tries = effective_max_tries(job.max_tries, task, self.settings.max_tries)
         started = time.monotonic()

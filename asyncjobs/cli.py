@@ -15,6 +15,7 @@ import typer
 
 from . import _defaults
 from ._errors import AsyncJobsError, ConfigurationError
+from ._leftovers import end_leftover_tasks, install_task_origins
 from ._queue import Queue
 from ._settings import WorkerSettings
 from ._worker import Worker
@@ -152,7 +153,35 @@ def worker(
     except ConfigurationError as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
-    _run(lambda: w.run(burst=burst), loop)
+    _run(lambda: _serve(w, burst), loop)
+
+
+#: After the worker stopped: how long tasks that jobs left behind get to end once cancelled.
+LEFTOVER_WAIT = 2.0
+
+
+async def _serve(w: Worker, burst: bool) -> None:
+    """Run the worker; then end what its jobs left behind, so that the process always exits."""
+    install_task_origins(asyncio.get_running_loop())
+    error: BaseException | None = None
+    try:
+        await w.run(burst=burst)
+    except BaseException as exc:
+        error = exc
+        raise
+    finally:
+        stuck = await end_leftover_tasks(LEFTOVER_WAIT)
+        if stuck:  # asyncio.run would wait for them for ever: report them and leave now
+            logging.getLogger("asyncjobs.worker").error(
+                "%d task(s) left behind by jobs ignore cancellation: %s. Exiting anyway; "
+                "a task should let CancelledError end it (or be awaited by its job)",
+                len(stuck),
+                "; ".join(stuck),
+            )
+            if isinstance(error, AsyncJobsError):
+                typer.secho(f"error: {error}", fg=typer.colors.RED, err=True)
+            logging.shutdown()
+            os._exit(0 if error is None else 1)
 
 
 async def _queue_names(q: Queue) -> list[str]:

@@ -74,6 +74,13 @@ MUTANTS = [
         f"{PROMISES}::test_job_log_lines_carry_their_fields",
     ),
     (
+        "leftovers hang",
+        "asyncjobs/cli.py",
+        "        stuck = await end_leftover_tasks(LEFTOVER_WAIT)",
+        "        stuck: list[str] = []",
+        f"{PROMISES}::test_a_worker_exits_even_when_a_job_left_a_stubborn_task_behind",
+    ),
+    (
         "shared ctx",
         "asyncjobs/_runner.py",
         "state=dict(self.state),",

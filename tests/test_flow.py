@@ -54,9 +54,7 @@ async def per_account(ctx: Context, account: str, running: str, peak: str) -> st
     return account
 
 
-async def test_a_worker_without_the_limit_does_not_lift_it(
-    queue: Queue, start_worker: Any
-) -> None:
+async def test_a_worker_without_the_limit_does_not_lift_it(queue: Queue, start_worker: Any) -> None:
     """Two versions of a task side by side (a rolling deploy): one worker's task has
     max_concurrency=2, the other's has none. The stricter declaration holds while its worker
     lives; the other worker must not erase it."""

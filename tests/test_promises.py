@@ -247,3 +247,53 @@ def test_the_typed_api_keeps_its_types() -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stdout[-3000:]
+
+
+@pytest.mark.slow
+async def test_a_worker_exits_even_when_a_job_left_a_stubborn_task_behind(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A task that starts a background task ignoring cancellation used to keep the worker
+    from exiting on SIGTERM; now it exits, naming the task and the job that left it."""
+    name = f"stubborn-{uuid.uuid4().hex[:8]}"
+    module = tmp_path / "stubborn_tasks.py"
+    module.write_text(
+        "import asyncio\n"
+        "from asyncjobs import WorkerSettings, task\n"
+        "async def never_ends():\n"
+        "    while True:\n"
+        "        try:\n"
+        "            await asyncio.sleep(3600)\n"
+        "        except asyncio.CancelledError:\n"
+        "            pass\n"
+        "@task\n"
+        "async def leaves_a_task(ctx):\n"
+        "    ctx.queue.__dict__.setdefault('kept', []).append(asyncio.create_task(never_ends()))\n"
+        f"settings = WorkerSettings(functions=[leaves_a_task], queues=[{name!r}])\n"
+    )
+    async with Queue(redis_url, name=name) as queue:
+        job = await queue.enqueue("leaves_a_task")
+        env = {**os.environ, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ROOT}"}
+        log = tmp_path / "worker.log"
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "asyncjobs", "worker", "stubborn_tasks:settings"]
+                + ["--redis-url", redis_url],
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=out,
+            )
+        try:
+            await job.result(timeout=20)
+            started = time.monotonic()
+            proc.send_signal(signal.SIGTERM)
+            code = await asyncio.to_thread(proc.wait, 30)
+            took = time.monotonic() - started
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    text = log.read_text()
+    assert code == 0, text[-2000:]
+    assert took < 15, f"took {took:.1f}s to exit"
+    assert "never_ends (left behind by leaves_a_task (job " in text, text[-2000:]

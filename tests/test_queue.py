@@ -108,9 +108,7 @@ async def test_enqueue_many_keeps_order_and_dedupes(queue: Queue) -> None:
     assert results == [2 * i for i in range(50)]
 
 
-async def test_enqueue_many_is_one_script_call_per_thousand(
-    queue: Queue, monkeypatch: Any
-) -> None:
+async def test_enqueue_many_is_one_script_call_per_thousand(queue: Queue, monkeypatch: Any) -> None:
     """One call for a usual batch (all or nothing); a huge one is cut in chunks, so that no
     single script holds Redis for seconds (400,000 jobs once blocked it for 5.3 s)."""
     calls: list[Any] = []
