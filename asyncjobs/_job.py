@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from typing import Any, Generic, Protocol, TypeVar
 
 from . import _serde
-from ._errors import JobCancelled, JobFailed, ResultNotFound
+from ._errors import JobCancelled, JobFailed, RedisUnavailable, ResultNotFound
 from ._models import TERMINAL, JobInfo, JobStatus, job_info_from_fields
 from ._store import CancelOutcome, QueueKeys, Store
 from ._task import Task
 from ._waiters import Waiters
 
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class JobSource(Protocol):
@@ -75,10 +76,13 @@ class Job(Generic[R]):
         async with self._queue.waiters.listen(keys.events, self.id) as changed:
             while True:
                 changed.clear()
-                values = await store.job_values(keys, self.id, _RESULT_FIELDS)
-                status = JobStatus(values[0].decode()) if values[0] else JobStatus.NOT_FOUND
-                if status in TERMINAL:
-                    return self._outcome(status, values)
+                values = await self._read_through_outages(
+                    store.job_values(keys, self.id, _RESULT_FIELDS), deadline
+                )
+                if values is not None:  # None: Redis is away; we are woken when it is back
+                    status = JobStatus(values[0].decode()) if values[0] else JobStatus.NOT_FOUND
+                    if status in TERMINAL:
+                        return self._outcome(status, values)
                 remaining = None if deadline is None else deadline - loop.time()
                 if remaining is not None and remaining <= 0:
                     raise TimeoutError(f"job {self.id} did not finish within {timeout} s")
@@ -86,6 +90,17 @@ class Job(Generic[R]):
                     await asyncio.wait_for(changed.wait(), remaining)
                 except asyncio.TimeoutError:
                     raise TimeoutError(f"job {self.id} did not finish within {timeout} s") from None
+
+    @staticmethod
+    async def _read_through_outages(read: Awaitable[T], deadline: float | None) -> T | None:
+        """``read``, or None if Redis is unavailable now and the deadline has not passed
+        (the waiter then waits to be woken, as after any other change)."""
+        try:
+            return await read
+        except RedisUnavailable:
+            if deadline is not None and asyncio.get_running_loop().time() >= deadline:
+                raise
+            return None
 
     async def watch(self) -> AsyncIterator[JobInfo]:
         """Yield the job's info now and after each change (start, progress, retry, end), until

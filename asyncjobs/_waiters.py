@@ -2,7 +2,8 @@
 
 A waiter registers and subscribes *before* it reads the job's stored state, so a job that
 finishes in between still wakes it. If the subscription connection drops, every waiter is woken
-to re-read its job, so no notification lost during a reconnect leaves one hanging.
+once it is subscribed again, to re-read its job: no notification lost during an outage leaves
+one hanging.
 """
 
 from __future__ import annotations
@@ -57,7 +58,13 @@ class Waiters:
                 return
             if self._pubsub is None:
                 self._pubsub = self._connection.pubsub(ignore_subscribe_messages=True)
-            await self._pubsub.subscribe(channel)
+            try:
+                await self._pubsub.subscribe(channel)
+            except Exception as exc:
+                mapped = translate(exc, self._connection.where)
+                if mapped is exc:
+                    raise
+                raise mapped from exc
             self._channels.add(channel)
             if self._reader is None:
                 self._reader = asyncio.create_task(self._read(), name="asyncjobs-waiters")
@@ -67,6 +74,12 @@ class Waiters:
         in_outage = False
         while True:
             try:
+                if in_outage:  # subscribed again: a notification may have been lost meanwhile
+                    await self._pubsub.subscribe(*self._channels)
+                    in_outage = False
+                    backoff.reset()
+                    self.outages.end(self.PART)
+                    self._wake_all()  # so every waiter reads its job's state once more
                 message = await self._pubsub.get_message(timeout=None)
             except Exception as exc:
                 if not is_outage(exc):
@@ -77,14 +90,7 @@ class Waiters:
                     self.outages.begin(self.PART, translate(exc, self._connection.where))
                     in_outage = True
                 await backoff.sleep()
-                with contextlib.suppress(Exception):
-                    await self._pubsub.subscribe(*self._channels)
-                self._wake_all()  # a notification may have been lost: every waiter re-reads
                 continue
-            if in_outage:
-                in_outage = False
-                backoff.reset()
-                self.outages.end(self.PART)
             if message is None or message.get("type") != "message":
                 continue
             data = message["data"]
