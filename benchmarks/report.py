@@ -106,10 +106,10 @@ def cell(samples: list[float] | None, unit: str) -> str:
     return f"{fmt(med, unit)} ({fmt(lo, unit)}-{fmt(hi, unit)})"
 
 
-def ratio(m: dict[str, Any]) -> str:
-    """asyncjobs' median over the best peer's, with ✓ where asyncjobs is ahead."""
-    aj = m["systems"].get("asyncjobs")
-    others = {k: summarize(v)[0] for k, v in m["systems"].items() if k != "asyncjobs" and v}
+def ratio(m: dict[str, Any], ours: str, rivals: list[str]) -> str:
+    """Our median over the best rival's, with ✓ where ours is ahead."""
+    aj = m["systems"].get(ours)
+    others = {k: summarize(v)[0] for k, v in m["systems"].items() if k in rivals and v}
     if not aj or not others:
         return ""
     pick = max if m["better"] == "higher" else min
@@ -131,8 +131,18 @@ def rank(metric: str) -> int:
 
 
 def table(res: Results, systems: list[str], title_args: dict[str, Any]) -> str:
-    head = ["Scenario", "Metric", *systems, "asyncjobs / best peer"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * len(systems) + "---|"]
+    """One row per (scenario, metric); ratio columns for the last asyncjobs (asyncjobs@REV with
+    several revisions) against the best peer and, with several, against the first revision."""
+    ours = [s for s in systems if s == "asyncjobs" or s.startswith("asyncjobs@")]
+    peers = [s for s in systems if s not in ours]
+    head = ["Scenario", "Metric", *systems]
+    if ours:
+        head.append(f"{ours[-1]} / best peer")
+    if len(ours) > 1:
+        head.append(f"{ours[-1]} / {ours[0]}")
+    extra = len(head) - 2 - len(systems)
+    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * len(systems)]
+    rows[1] += "---|" * extra
     for scenario in TABLE_ORDER:
         title = TITLES[scenario].format(**title_args)
         keys = sorted((k for k in res.metrics if k[0] == scenario), key=lambda k: rank(k[1]))
@@ -149,13 +159,16 @@ def table(res: Results, systems: list[str], title_args: dict[str, Any]) -> str:
                 if c and res.notes.get((scenario, s), {}).get("same_run_as"):
                     c += " †"
                 cells.append(c)
+            if ours:
+                cells.append(ratio(m, ours[-1], peers))
+            if len(ours) > 1:
+                cells.append(ratio(m, ours[-1], ours[:1]))
             label = metric_label(key[1], m["unit"], m["better"])
-            rows.append(f"| {title} | {label} | " + " | ".join(cells) + f" | {ratio(m)} |")
+            rows.append(f"| {title} | {label} | " + " | ".join(cells) + " |")
             title = ""
         if not keys:
-            rows.append(
-                f"| {title} | | " + " | ".join("n/a" if s in na else "" for s in systems) + " | |"
-            )
+            cells = ["n/a" if s in na else "" for s in systems] + [""] * extra
+            rows.append(f"| {title} | | " + " | ".join(cells) + " |")
     return "\n".join(rows)
 
 

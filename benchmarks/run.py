@@ -97,7 +97,7 @@ def run_one(
     argv += ["--memory-jobs", str(args.memory_jobs), "--latency-jobs", str(args.latency_jobs)]
     argv += ["--gap-ms", str(args.gap_ms), "--rt-budget-s", str(args.rt_budget)]
     argv += ["--logdir", logdir]
-    errlog = os.path.join(logdir, f"{system.name}-{scenario}.stderr")
+    errlog = os.path.join(logdir, f"{system.name.replace('/', '_')}-{scenario}.stderr")
     with open(errlog, "ab") as err:
         try:
             res = subprocess.run(
@@ -158,8 +158,10 @@ def parse_args() -> argparse.Namespace:
     p.add_argument(
         "--rev",
         metavar="GIT_REV",
+        action="append",
         help="benchmark asyncjobs as committed at this revision (git archive into a "
-        "temporary folder) instead of the working tree, e.g. while others edit it",
+        "temporary folder) instead of the working tree, e.g. while others edit it; given "
+        "twice or more, each revision is a system of its own, asyncjobs@REV, in the same run",
     )
     p.add_argument(
         "--asyncjobs-loop",
@@ -207,31 +209,57 @@ class Run:
     res: Results = field(default_factory=Results)
 
 
-def resolve_systems(args: argparse.Namespace, src: Path) -> dict[str, peers.System]:
-    """The systems to run; asyncjobs carries where it imports from and its event loop."""
-    systems = {name: peers.SYSTEMS[name] for name in args.systems}
-    if "asyncjobs" in systems:
-        env = {"BENCH_ASYNCJOBS_SRC": str(src), "BENCH_ASYNCJOBS_LOOP": args.asyncjobs_loop}
-        aj = systems["asyncjobs"]
-        systems["asyncjobs"] = dataclasses.replace(aj, env={**aj.env, **env})
+def asyncjobs_sources(
+    args: argparse.Namespace, cleanup: contextlib.ExitStack
+) -> dict[str, tuple[Path, str | None]]:
+    """{system name: (folder asyncjobs is imported from, revision)}: the tree, or snapshots."""
+    if "asyncjobs" not in args.systems:
+        return {}
+    if not args.rev:
+        return {"asyncjobs": (asyncjobs_source.ROOT, None)}
+    sources: dict[str, tuple[Path, str | None]] = {}
+    for rev in args.rev:
+        src = asyncjobs_source.snapshot(rev)
+        cleanup.callback(shutil.rmtree, src, ignore_errors=True)
+        sources["asyncjobs" if len(args.rev) == 1 else f"asyncjobs@{rev}"] = (src, rev)
+    return sources
+
+
+def resolve_systems(
+    args: argparse.Namespace, sources: dict[str, tuple[Path, str | None]]
+) -> dict[str, peers.System]:
+    """The systems to run; each asyncjobs carries its source folder, revision and event loop."""
+    systems: dict[str, peers.System] = {}
+    for name in args.systems:
+        base = peers.SYSTEMS[name]
+        if name != "asyncjobs":
+            systems[name] = base
+            continue
+        for label, (src, rev) in sources.items():
+            env = {"BENCH_ASYNCJOBS_SRC": str(src), "BENCH_ASYNCJOBS_REV": rev or ""}
+            env["BENCH_ASYNCJOBS_LOOP"] = args.asyncjobs_loop
+            systems[label] = dataclasses.replace(base, name=label, env={**base.env, **env})
     return systems
 
 
+def asyncjobs_systems(run: Run) -> list[peers.System]:
+    return [s for s in run.systems.values() if "BENCH_ASYNCJOBS_SRC" in s.env]
+
+
 def check_asyncjobs_import(run: Run) -> None:
-    """The asyncjobs adapter must import the tree (or snapshot) we mean to measure."""
-    aj = run.systems.get("asyncjobs")
-    if aj is not None:
+    """Each asyncjobs adapter must import the tree (or snapshot) we mean to measure."""
+    for aj in asyncjobs_systems(run):
         src = Path(aj.env["BENCH_ASYNCJOBS_SRC"])
         asyncjobs_source.imported_from(aj.python, src, adapter_env(aj), peers.ADAPTERS)
 
 
-def versions_of(run: Run, rev: str | None) -> dict[str, dict[str, str]]:
+def versions_of(run: Run) -> dict[str, dict[str, str]]:
     versions = peers.read_versions()
-    if "asyncjobs" in run.systems:
-        aj = peers.installed_versions(run.systems["asyncjobs"])
-        loop = run.args.asyncjobs_loop
-        aj["asyncjobs"] += f" ({asyncjobs_source.git_rev(rev)}, --loop {loop})"
-        versions["asyncjobs"] = aj
+    for aj in asyncjobs_systems(run):
+        v = peers.installed_versions(aj)
+        rev = asyncjobs_source.git_rev(aj.env["BENCH_ASYNCJOBS_REV"] or None)
+        v["asyncjobs"] += f" ({rev}, --loop {run.args.asyncjobs_loop})"
+        versions[aj.name] = v
     return {s: versions.get(s, {}) for s in run.systems}
 
 
@@ -269,7 +297,7 @@ def run_repetitions(run: Run) -> None:
 def profile_drain(run: Run) -> None:
     """One extra asyncjobs drain_c100 (not counted) with py-spy sampling the worker."""
     run.server.flushdb()
-    aj = run.systems["asyncjobs"]
+    aj = asyncjobs_systems(run)[-1]
     env = {"BENCH_PYSPY": str(peers.PYSPY), "BENCH_PYSPY_OUT": run.args.profile}
     aj = dataclasses.replace(aj, env={**aj.env, **env})
     log("[profile] one extra asyncjobs drain_c100 under py-spy (not counted)")
@@ -331,7 +359,8 @@ def print_report(run: Run, env: dict[str, Any]) -> None:
     print("Default concurrency: " + ", ".join(f"{s} {conc[s]}" for s in systems))
     print(
         "Cells: median (min-max) over repetitions. ↑ higher is better, ↓ lower is better. "
-        "Ratio = asyncjobs median / best peer median; ✓ = asyncjobs ahead. Redis CPU and "
+        "Ratio = asyncjobs median / best peer median (with several --rev: the last revision's, "
+        "and a column against the first); ✓ = ahead. Redis CPU and "
         "commands: INFO cpu / commandstats deltas per job (script-internal commands count; the "
         "task's own INCR is in them, the harness's polling is not).\n"
     )
@@ -352,20 +381,17 @@ def main() -> None:
     os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
     logdir = tempfile.mkdtemp(prefix="peers-bench-logs-")
     with contextlib.ExitStack() as cleanup:
-        src = asyncjobs_source.ROOT
-        if args.rev and "asyncjobs" in args.systems:
-            src = asyncjobs_source.snapshot(args.rev)
-            cleanup.callback(shutil.rmtree, src, ignore_errors=True)
+        sources = asyncjobs_sources(args, cleanup)
         server = RedisServer("peers-bench-redis-").start()
         cleanup.callback(server.stop)
         pid = server.proc.pid if server.proc else "?"
         log(f"redis-server pid {pid} on {server.url}; worker logs and adapter stderr in {logdir}")
-        run = Run(args, resolve_systems(args, src), server, logdir)
+        run = Run(args, resolve_systems(args, sources), server, logdir)
         run.info = {s: adapter_info(system, server.url) for s, system in run.systems.items()}
         check_asyncjobs_import(run)
-        versions = versions_of(run, args.rev)
+        versions = versions_of(run)
         run_repetitions(run)
-        if args.profile and "asyncjobs" in run.systems:
+        if args.profile and asyncjobs_systems(run):
             profile_drain(run)
         redis_version = server.version()
     env = environment(run, versions, redis_version)
