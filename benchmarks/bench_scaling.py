@@ -3,56 +3,77 @@
 
     python benchmarks/bench_scaling.py [--jobs 20000] [--repeat 3] [--workers 1,2,4]
 
-Each round pre-enqueues N no-op jobs, starts W `asyncjobs worker --burst` processes at once and
-times from the first job start to the N-th completion, counted by the jobs themselves (INCR).
-Its own redis-server on a free loopback port; everything stopped by PID.
+Each round pre-enqueues N no-op jobs (run.py's asyncjobs adapter: the same task body), starts W
+`asyncjobs worker --burst --log-level WARNING` processes at once and times from the first job
+start to the N-th count, both stamped by the jobs themselves. Redis CPU per job is the server's
+INFO cpu delta from the start of the workers to their exit; 1e6 / that is the ceiling of one
+Redis core in jobs/s. Its own redis-server on a free loopback port; everything stopped by PID.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import statistics
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent / "adapters"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import bench_tasks
-from bench_asyncjobs import WorkerProcess
+import asyncjobs_bench
+import redis.asyncio as aioredis
+from bench_common import COUNTER_KEY, FIRST_KEY, LAST_KEY
+from redis_cost import cost, read_usage
 from redis_process import RedisServer
+from worker_process import WorkerProcess
 
 from asyncjobs import Queue
 
+HERE = Path(__file__).resolve().parent
+CHUNK = 5000
 
-async def drain(url: str, jobs: int, workers: int, logdir: str) -> float:
-    async with Queue(url, name="default") as queue:
-        await queue.client.flushdb()
-        for start in range(0, jobs, 5000):
-            batch = [(bench_tasks.noop, (), {}) for _ in range(min(5000, jobs - start))]
-            await queue.enqueue_many(batch)
-        procs = [
-            WorkerProcess(url, logdir, burst=True, log_level="WARNING").start()
-            for _ in range(workers)
-        ]
-        try:
-            deadline = time.monotonic() + 300
-            while int(await queue.client.get(bench_tasks.COUNTER_KEY) or 0) < jobs:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("drain did not finish within 300 s")
-                await asyncio.sleep(0.005)
-            done_at = time.time()
-            first = float(await queue.client.get(bench_tasks.FIRST_START_KEY))
-        finally:
-            for p in procs:
-                p.stop()
-        return jobs / (done_at - first)
+
+def workers(url: str, jobs: int, count: int, logdir: str) -> list[WorkerProcess]:
+    cmd = asyncjobs_bench.Adapter().worker_cmd(url, None) + ["--burst", "--log-level", "WARNING"]
+    path = os.pathsep.join(p for p in (str(HERE / "adapters"), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "BENCH_REDIS_URL": url, "BENCH_TARGET": str(jobs), "PYTHONPATH": path}
+    return [WorkerProcess(cmd, env, logdir, f"scaling-{count}") for _ in range(count)]
+
+
+async def drain(url: str, jobs: int, count: int, logdir: str) -> tuple[float, float]:
+    """One round: (jobs/s from the 1st start to the N-th count, Redis CPU µs per job)."""
+    admin = aioredis.Redis.from_url(url)
+    await admin.flushdb()
+    async with Queue(url) as queue:
+        for start in range(0, jobs, CHUNK):
+            size = min(CHUNK, jobs - start)
+            await queue.enqueue_many([(asyncjobs_bench.noop, (), {})] * size)
+    before = await read_usage(admin)
+    procs = [p.start() for p in workers(url, jobs, count, logdir)]
+    try:
+        deadline = time.monotonic() + 300
+        for p in procs:  # burst workers exit once the queue is empty and nothing runs
+            code, _ = await asyncio.to_thread(p.wait_exit, max(1.0, deadline - time.monotonic()))
+            if code != 0:
+                raise RuntimeError(f"worker exited {code}:\n{p.log_tail()}")
+    finally:
+        for p in procs:
+            p.stop()
+    spent = cost(before, await read_usage(admin), jobs, Counter())
+    counted, first, last = await admin.mget(COUNTER_KEY, FIRST_KEY, LAST_KEY)
+    await admin.aclose()
+    if int(counted or 0) != jobs:
+        raise RuntimeError(f"counter {counted!r}, expected {jobs}")
+    return jobs / (float(last) - float(first)), spent.cpu_us_per_job
 
 
 async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", default="1,2,4")
@@ -60,20 +81,26 @@ async def main() -> None:
     counts = [int(w) for w in args.workers.split(",")]
     server = RedisServer().start()
     rates: dict[int, list[float]] = {w: [] for w in counts}
+    cpu: dict[int, list[float]] = {w: [] for w in counts}
     try:
         with tempfile.TemporaryDirectory() as logdir:
             for _ in range(args.repeat):
                 for w in counts:  # interleaved rounds spread background noise evenly
-                    rates[w].append(await drain(server.url, args.jobs, w, logdir))
+                    rate, us = await drain(server.url, args.jobs, w, logdir)
+                    rates[w].append(rate)
+                    cpu[w].append(us)
     finally:
         server.stop()
     base = statistics.median(rates[counts[0]])
-    print(f"| worker processes | drain jobs/s (median) | min - max | vs {counts[0]} |")
-    print("|---:|---:|---:|---:|")
+    print(
+        f"| worker processes | drain jobs/s (median) | min - max | vs {counts[0]} "
+        "| Redis CPU µs/job | one Redis core, jobs/s |"
+    )
+    print("|---:|---:|---:|---:|---:|---:|")
     for w in counts:
-        med = statistics.median(rates[w])
+        med, us = statistics.median(rates[w]), statistics.median(cpu[w])
         spread = f"{min(rates[w]):,.0f} - {max(rates[w]):,.0f}"
-        print(f"| {w} | {med:,.0f} | {spread} | {med / base:.2f}x |")
+        print(f"| {w} | {med:,.0f} | {spread} | {med / base:.2f}x | {us:.1f} | {1e6 / us:,.0f} |")
 
 
 if __name__ == "__main__":

@@ -21,18 +21,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
-import statistics
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "adapters"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import redis.asyncio as aioredis
+from bench_common import pct
 from redis_process import RedisServer
 
-from asyncjobs._store.wire import Wire
+from asyncjobs._store.wire import Wire  # private: this measures the Wire itself
 
 SCRIPT = "return redis.call('ZCARD', KEYS[1])"
 MODES = {
@@ -100,18 +101,17 @@ def main() -> None:
             sent = asyncio.run(writer(server.url, args.samples, args.gap_ms / 1000))
             stamps = out.get(timeout=60)
             proc.join(10)
-            woke = sorted((w - s) * 1000 for s, (w, _) in zip(sent, stamps, strict=True))
-            done = sorted((c - s) * 1000 for s, (_, c) in zip(sent, stamps, strict=True))
+            woke = [(w - s) * 1000 for s, (w, _) in zip(sent, stamps, strict=True)]
+            done = [(c - s) * 1000 for s, (_, c) in zip(sent, stamps, strict=True)]
             rows.append((title, woke, done))
     finally:
         server.stop()
 
-    def p(values: list[float], q: float) -> float:
-        return statistics.median(values) if q == 50 else values[int(q / 100 * (len(values) - 1))]
-
     print(f"{'waiter':32} {'woken p50':>10} {'script done p50':>16} {'p99':>8}")
     for title, woke, done in rows:
-        print(f"{title:32} {p(woke, 50):8.2f} ms {p(done, 50):13.2f} ms {p(done, 99):5.2f} ms")
+        print(
+            f"{title:32} {pct(woke, 50):8.2f} ms {pct(done, 50):13.2f} ms {pct(done, 99):5.2f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 Every peer lives in its own venv under ``benchmarks/.venvs/<venv>`` (git-ignored) because their
 pins clash (arq wants ``redis<6``, taskiq-redis and pydocket want ``redis>=6``, streaq uses
-coredis). Peers come from PyPI through pip; nothing of theirs is copied into this repository.
+coredis, bullmq gets ``redis<8``: see its entry). Peers come from PyPI through pip; nothing of
+theirs is copied into this repository.
 
 asyncjobs itself is *not* given a venv: it runs on the interpreter that runs ``run.py`` (the
 project's dev environment, where ``pip install -e '.[dev]'`` points at this working tree).
@@ -113,6 +114,17 @@ SYSTEMS: dict[str, System] = {
             ("pydocket", "hiredis"),
             ("pydocket", "redis", "hiredis"),
             adapter="docket_bench.py",
+        ),
+        # redis<8: redis-py 8 reads with a 5 s socket timeout by default, shorter than bullmq
+        # 3.4's blocking reads (the worker's BZPOPMIN up to drainDelay 5 s, QueueEvents' XREAD
+        # BLOCK 10 s): they time out and are retried after a 2 s backoff, so a job can start
+        # 2 s late and a completed event arrive seconds late. bullmq allows redis>=6.2,<9.
+        System(
+            "bullmq",
+            "bullmq",
+            ("bullmq", "redis<8", "hiredis"),
+            ("bullmq", "redis", "hiredis", "msgpack"),
+            adapter="bullmq_bench.py",
         ),
     )
 }

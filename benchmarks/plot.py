@@ -25,8 +25,11 @@ PANELS = [
     ("sleep_drain", "elapsed", "sleep drain 2000 x 50 ms (s, ideal 1.0, lower is better)", False),
     ("latency", "p50", "enqueue -> start, idle worker, p50 (ms, log)", True),
     ("round_trip", "p50", "enqueue -> result, p50 (ms, log)", True),
+    ("drain_c100", "Redis CPU", "Redis CPU per job, drain at concurrency 100 (µs)", False),
+    ("enqueue_batch", "Redis CPU", "Redis CPU per job, batch enqueue (µs)", False),
 ]
-SYSTEMS = ["asyncjobs", "arq", "saq", "streaq", "taskiq", "docket"]
+#: bar order when the run's env line does not list its systems
+SYSTEMS = ["asyncjobs", "arq", "saq", "streaq", "taskiq", "docket", "bullmq"]
 
 
 def load(path: Path) -> tuple[dict[tuple[str, str], dict[str, list[float]]], dict[str, Any]]:
@@ -65,6 +68,7 @@ def main() -> None:
         raise SystemExit("matplotlib is not installed: pip install -e '.[bench]'") from None
 
     samples, env = load(args.results)
+    systems = env.get("systems") or SYSTEMS
     panels = [(p, metric_key(samples, p[0], p[1])) for p in PANELS]
     panels = [(p, k) for p, k in panels if k is not None]
     if not panels:
@@ -74,7 +78,7 @@ def main() -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(11, 3.2 * rows), squeeze=False)
     for ax, ((_, _, title, log), key) in zip(axes.flat, panels, strict=False):
         by_system = samples[key]
-        names = [s for s in SYSTEMS if by_system.get(s)]
+        names = [s for s in systems if by_system.get(s)]
         medians = [statistics.median(by_system[s]) for s in names]
         low = [m - min(by_system[s]) for m, s in zip(medians, names, strict=True)]
         high = [max(by_system[s]) - m for m, s in zip(medians, names, strict=True)]

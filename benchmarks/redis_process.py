@@ -1,6 +1,6 @@
 """The benchmarks' own redis-server: a free 127.0.0.1 port, no persistence, stopped by its PID.
 
-Standard library only: run.py, bench_asyncjobs.py, bench_scaling.py and latency_floor.py share
+Standard library only: run.py, bench_scaling.py and latency_floor.py share
 it (the peers' adapters run in their own venvs and do not).
 """
 

@@ -1,19 +1,19 @@
 #!/usr/bin/env python
-"""Side-by-side benchmark: asyncjobs vs arq, SAQ, streaq, taskiq and docket on one Redis.
+"""Side-by-side benchmark: asyncjobs vs arq, SAQ, streaq, taskiq, docket and BullMQ on one Redis.
 
 Usage::
 
     python benchmarks/run.py --install          # once: one venv per peer in benchmarks/.venvs/
-    python benchmarks/run.py                    # full run (3 repetitions), ~40-60 min
+    python benchmarks/run.py                    # full run (3 repetitions), ~1-1.5 h
     python benchmarks/run.py --quick            # N=2000, 1 repetition
     python benchmarks/run.py --systems asyncjobs,saq --scenarios drain_c100,latency
 
 Starts ONE redis-server on a free 127.0.0.1 port (no persistence, temporary dir) and stops that
 PID at the end. Every (system, scenario) is one subprocess of the system's adapter,
 ``benchmarks/adapters/<system>_bench.py``, run by that system's own interpreter; the adapter
-starts the peer's worker through the peer's CLI and prints JSON lines. Scenarios are
-interleaved: each repetition runs every scenario for every system (round-robin, with the
-system order rotated per repetition), FLUSHDB before and after each run.
+starts the peer's worker and prints JSON lines. Scenarios are interleaved: each repetition runs
+every scenario for every system (round-robin, with the system order rotated per repetition),
+FLUSHDB before and after each run.
 
 This script needs only the standard library. See benchmarks/README.md.
 """
@@ -21,24 +21,28 @@ This script needs only the standard library. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
+import asyncjobs_source  # noqa: E402
 import peers  # noqa: E402
+from pyspy_summary import profile_summary  # noqa: E402
 from redis_process import RedisServer  # noqa: E402
+from report import Results, notes_text, table, write_jsonl  # noqa: E402
 
 SCENARIOS = [
     "enqueue_seq",
@@ -48,21 +52,8 @@ SCENARIOS = [
     "sleep_drain",
     "latency",  # reports "latency" and "round_trip"
     "memory",
+    "drain_burst",
 ]
-TITLES = {
-    "enqueue_seq": "a. enqueue, one awaited call at a time",
-    "enqueue_batch": "b. enqueue, batch API (chunks of 1000)",
-    "drain_default": "c. drain N no-op jobs, default concurrency",
-    "drain_c100": "d. drain N no-op jobs, concurrency 100",
-    "sleep_drain": "e. sleep drain: {sleep} x 50 ms jobs, concurrency 100",
-    "latency": "f. enqueue → start latency (idle worker, {lat} jobs {gap:g} ms apart)",
-    "round_trip": "g. enqueue → result round trip (sequential)",
-    "memory": "h. memory: {mem} no-op jobs, concurrency 100",
-}
-SHORT_METRIC = {
-    "throughput (1st start → N-th count)": "jobs/s",
-    "throughput": "jobs/s",
-}
 
 
 def log(msg: str) -> None:
@@ -76,31 +67,12 @@ def adapter_cmd(system: peers.System, *argv: str) -> list[str]:
     return [system.python, str(peers.ADAPTERS / system.adapter), *argv]
 
 
-#: Where the asyncjobs adapter imports asyncjobs from: this tree, or a --rev snapshot.
-ASYNCJOBS_SRC = ROOT
-ASYNCJOBS_LOOP = "asyncio"
-
-
 def adapter_env(system: peers.System) -> dict[str, str]:
     env = {**os.environ, **system.env}
     env.pop("PYTHONPATH", None)  # each venv imports its own packages only
-    if system.venv is None:
-        # asyncjobs: this working tree (or the snapshot), whatever is installed
-        env["PYTHONPATH"] = str(ASYNCJOBS_SRC)
-        env["BENCH_ASYNCJOBS_LOOP"] = ASYNCJOBS_LOOP
+    if system.venv is None:  # asyncjobs: the tree or the --rev snapshot, whatever is installed
+        env["PYTHONPATH"] = system.env["BENCH_ASYNCJOBS_SRC"]
     return env
-
-
-def snapshot(rev: str) -> str:
-    """``git archive REV asyncjobs`` into a temporary folder (others may be editing the tree)."""
-    folder = tempfile.mkdtemp(prefix="peers-bench-asyncjobs-")
-    tar = subprocess.run(
-        ["git", "-C", str(ROOT), "archive", "--format=tar", rev, "asyncjobs"],
-        capture_output=True,
-        check=True,
-    ).stdout
-    subprocess.run(["tar", "-x", "-C", folder], input=tar, check=True)
-    return folder
 
 
 def adapter_info(system: peers.System, url: str) -> dict[str, Any]:
@@ -120,11 +92,12 @@ def adapter_info(system: peers.System, url: str) -> dict[str, Any]:
 def run_one(
     system: peers.System, scenario: str, args: argparse.Namespace, url: str, logdir: str
 ) -> tuple[list[dict[str, Any]], str | None]:
+    """One adapter process for (system, scenario): its JSON lines, and an error or None."""
     argv = [scenario, "--url", url, "--n", str(args.jobs), "--sleep-jobs", str(args.sleep_jobs)]
     argv += ["--memory-jobs", str(args.memory_jobs), "--latency-jobs", str(args.latency_jobs)]
     argv += ["--gap-ms", str(args.gap_ms), "--rt-budget-s", str(args.rt_budget)]
     argv += ["--logdir", logdir]
-    errlog = os.path.join(logdir, f"{system.name}-{scenario}.stderr")
+    errlog = os.path.join(logdir, f"{system.name.replace('/', '_')}-{scenario}.stderr")
     with open(errlog, "ab") as err:
         try:
             res = subprocess.run(
@@ -139,6 +112,8 @@ def run_one(
         except subprocess.TimeoutExpired:
             return [], f"timed out after {args.timeout}s"
     lines = [json.loads(x) for x in res.stdout.splitlines() if x.startswith("{")]
+    for line in lines:
+        line["system"] = system.name  # the harness's name (taskiq_list shares an adapter)
     if res.returncode != 0:
         with open(errlog, errors="replace") as f:
             tail = "".join(f.readlines()[-15:])
@@ -146,206 +121,11 @@ def run_one(
     return lines, None
 
 
-# -- results ----------------------------------------------------------------------------------
+# -- options ----------------------------------------------------------------------------------
 
 
-class Results:
-    def __init__(self) -> None:
-        # (scenario, metric) -> {"unit", "better", "systems": {name: [samples]}}
-        self.metrics: dict[tuple[str, str], dict[str, Any]] = {}
-        self.na: dict[str, dict[str, str]] = {}
-        self.errors: list[str] = []
-        self.notes: dict[tuple[str, str], dict[str, Any]] = {}
-
-    def add(self, line: dict[str, Any]) -> None:
-        system, scenario = line["system"], line["scenario"]
-        if "na" in line:
-            self.na.setdefault(scenario, {})[system] = line["na"]
-            return
-        m = self.metrics.setdefault(
-            (scenario, line["metric"]),
-            {"unit": line["unit"], "better": line["better"], "systems": {}},
-        )
-        m["systems"].setdefault(system, []).append(float(line["value"]))
-        extra = {
-            k: v
-            for k, v in line.items()
-            if k not in {"system", "scenario", "metric", "unit", "value", "better"}
-        }
-        if extra:
-            self.notes.setdefault((scenario, system), {}).update(extra)
-
-
-def fmt(v: float, unit: str) -> str:
-    if unit == "jobs/s":
-        return f"{v:,.0f}"
-    if unit == "ms":
-        return f"{v:.1f}" if v >= 10 else f"{v:.2f}"
-    if unit == "MB":
-        return f"{v:.1f}"
-    return f"{v:.2f}"
-
-
-def summarize(samples: list[float]) -> tuple[float, float, float]:
-    return statistics.median(samples), min(samples), max(samples)
-
-
-def cell(samples: list[float] | None, unit: str) -> str:
-    if not samples:
-        return ""
-    med, lo, hi = summarize(samples)
-    if len(samples) == 1:
-        return fmt(med, unit)
-    return f"{fmt(med, unit)} ({fmt(lo, unit)}-{fmt(hi, unit)})"
-
-
-def ratio(m: dict[str, Any]) -> str:
-    aj = m["systems"].get("asyncjobs")
-    others = {k: summarize(v)[0] for k, v in m["systems"].items() if k != "asyncjobs" and v}
-    if not aj or not others:
-        return ""
-    pick = max if m["better"] == "higher" else min
-    best = pick(others, key=lambda k: others[k])
-    if others[best] == 0:
-        return ""
-    r = summarize(aj)[0] / others[best]
-    ahead = r >= 1 if m["better"] == "higher" else r <= 1
-    return f"{r:.2f}x {best} {'✓' if ahead else '✗'}"
-
-
-def table(res: Results, systems: list[str], args: argparse.Namespace) -> str:
-    title_args = {
-        "sleep": args.sleep_jobs,
-        "lat": args.latency_jobs,
-        "gap": args.gap_ms,
-        "mem": args.memory_jobs,
-    }
-    head = ["Scenario", "Metric", *systems, "asyncjobs / best peer"]
-    rows = ["| " + " | ".join(head) + " |", "|" + "---|" * 2 + "---:|" * len(systems) + "---|"]
-    order = SCENARIOS[:6] + ["round_trip", "memory"]
-    for scenario in order:
-        title = TITLES[scenario].format(**title_args)
-        keys = [k for k in res.metrics if k[0] == scenario]
-        na = res.na.get(scenario, {})
-        if not keys and not na:
-            continue
-        for key in keys:
-            m = res.metrics[key]
-            unit, arrow = m["unit"], "↑" if m["better"] == "higher" else "↓"
-            cells = []
-            for s in systems:
-                c = cell(m["systems"].get(s), unit)
-                if not c and s in na:
-                    c = "n/a"
-                if c and res.notes.get((scenario, s), {}).get("same_run_as"):
-                    c += " †"
-                cells.append(c)
-            metric = f"{SHORT_METRIC.get(key[1], key[1])} [{unit} {arrow}]"
-            if SHORT_METRIC.get(key[1]) == unit:
-                metric = f"{unit} {arrow}"
-            rows.append(f"| {title} | {metric} | " + " | ".join(cells) + f" | {ratio(m)} |")
-            title = ""
-        if not keys:
-            rows.append(
-                f"| {title} | | " + " | ".join("n/a" if s in na else "" for s in systems) + " | |"
-            )
-    return "\n".join(rows)
-
-
-def profile_summary(path: str, top: int = 15) -> str:
-    """Shares of py-spy's raw (collapsed-stack) samples: by leaf area, self, and inclusive."""
-    self_c: dict[str, int] = {}
-    incl: dict[str, int] = {}
-    areas: dict[str, int] = {}
-    total = startup = 0
-    with open(path) as f:
-        for line in f:
-            stack, _, count = line.rstrip().rpartition(" ")
-            if not stack:
-                continue
-            n = int(count)
-            total += n
-            frames = stack.split(";")
-            if any("importlib._bootstrap" in fr for fr in frames):
-                startup += n  # module imports: worker start-up, not the drain
-                continue
-            funcs = [fr.rsplit(":", 1)[0] + ")" if fr.endswith(")") else fr for fr in frames]
-            leaf = funcs[-1]
-            self_c[leaf] = self_c.get(leaf, 0) + n
-            for fn in set(funcs):
-                if "(asyncjobs/" in fn and "(asyncjobs/cli.py)" not in fn:
-                    incl[fn] = incl.get(fn, 0) + n
-            where = leaf.rsplit("(", 1)[-1]
-            area = next(
-                (
-                    a
-                    for key, a in (
-                        ("asyncjobs/", "asyncjobs"),
-                        ("redis/", "redis-py"),
-                        ("hiredis", "redis-py"),
-                        ("logging/", "logging"),
-                        ("bench_common", "benchmark task body"),
-                        ("asyncio/", "asyncio"),
-                        ("selectors", "asyncio"),
-                    )
-                    if key in where
-                ),
-                "other",
-            )
-            areas[area] = areas.get(area, 0) + n
-    run = max(total - startup, 1)
-    out = [
-        f"\n### asyncjobs worker profile: py-spy, {total} samples at 250 Hz, "
-        f"{100 * startup / max(total, 1):.0f}% start-up imports (left out below)"
-    ]
-    out.append(
-        "\nby leaf area: "
-        + ", ".join(
-            f"{a} {100 * n / run:.0f}%" for a, n in sorted(areas.items(), key=lambda kv: -kv[1])
-        )
-    )
-    for title, data in (("self", self_c), ("inclusive, asyncjobs functions", incl)):
-        out.append(f"\ntop {top} by {title}:\n```")
-        for fr, n in sorted(data.items(), key=lambda kv: -kv[1])[:top]:
-            out.append(f"{100 * n / run:5.1f}%  {fr}")
-        out.append("```")
-    return "\n".join(out)
-
-
-# -- main -------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    model = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            model = next(
-                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), ""
-            )
-    except OSError:
-        pass
-    return {
-        "cpu": model,
-        "cpus": os.cpu_count(),
-        "python": platform.python_version(),
-        "kernel": platform.release(),
-    }
-
-
-def git_rev(rev: str | None = None) -> str:
-    def git(*argv: str) -> str:
-        return subprocess.run(
-            ["git", *argv], cwd=ROOT, capture_output=True, text=True
-        ).stdout.strip()
-
-    if rev:
-        return git("rev-parse", "--short", rev)
-    dirty = git("status", "--porcelain", "--", "asyncjobs")
-    return git("rev-parse", "--short", "HEAD") + ("+uncommitted" if dirty else "")
-
-
-def main() -> None:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     p.add_argument("--install", action="store_true", help="create/update the peer venvs and exit")
     p.add_argument("--upgrade", action="store_true", help="with --install: pip install --upgrade")
     p.add_argument("--quick", action="store_true", help="N=2000, 1 repetition, 10k memory jobs")
@@ -378,8 +158,10 @@ def main() -> None:
     p.add_argument(
         "--rev",
         metavar="GIT_REV",
+        action="append",
         help="benchmark asyncjobs as committed at this revision (git archive into a "
-        "temporary folder) instead of the working tree, e.g. while others edit it",
+        "temporary folder) instead of the working tree, e.g. while others edit it; given "
+        "twice or more, each revision is a system of its own, asyncjobs@REV, in the same run",
     )
     p.add_argument(
         "--asyncjobs-loop",
@@ -391,205 +173,231 @@ def main() -> None:
     p.add_argument("--json", help="JSON lines out (default benchmarks/results/peers-<time>.jsonl)")
     args = p.parse_args()
 
-    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
-    unknown = [s for s in systems if s not in peers.SYSTEMS]
+    args.systems = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in args.systems if s not in peers.SYSTEMS]
     if unknown:
         p.error(f"unknown system(s) {unknown}; known: {list(peers.SYSTEMS)}")
-    if args.install:
-        peers.install(systems, upgrade=args.upgrade)
-        return
-    missing = peers.check_installed(systems)
-    if missing:
-        p.error(f"not installed: {missing}; run `python benchmarks/run.py --install` first")
-    scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
-    bad = [s for s in scenarios if s not in SCENARIOS]
+    args.scenarios = [s.strip() for s in args.scenarios.split(",") if s.strip()]
+    bad = [s for s in args.scenarios if s not in SCENARIOS]
     if bad:
         p.error(f"unknown scenario(s) {bad}; known: {SCENARIOS}")
+    if not args.install and (missing := peers.check_installed(args.systems)):
+        p.error(f"not installed: {missing}; run `python benchmarks/run.py --install` first")
     q = args.quick
     args.repeat = args.repeat or (1 if q else 3)
     args.jobs = args.jobs or (2000 if q else 20_000)
     args.memory_jobs = args.memory_jobs or (10_000 if q else 100_000)
     args.rt_budget = args.rt_budget or (10.0 if q else 30.0)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    out_path = args.json or str(HERE / "results" / f"peers-{stamp}.jsonl")
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    logdir = tempfile.mkdtemp(prefix="peers-bench-logs-")
+    if args.profile:
+        args.profile = os.path.abspath(args.profile)
+    return args
 
-    global ASYNCJOBS_SRC, ASYNCJOBS_LOOP
-    ASYNCJOBS_LOOP = args.asyncjobs_loop
-    snap = snapshot(args.rev) if args.rev and "asyncjobs" in systems else None
-    if snap:
-        ASYNCJOBS_SRC = Path(snap)
+
+# -- the run ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    """What one benchmark run needs: options, systems, the Redis server, where logs go."""
+
+    args: argparse.Namespace
+    systems: dict[str, peers.System]
+    server: RedisServer
+    logdir: str
+    #: each system's adapter facts (--info): default concurrency, n/a reasons, APIs
+    info: dict[str, dict[str, Any]] = field(default_factory=dict)
+    res: Results = field(default_factory=Results)
+
+
+def asyncjobs_sources(
+    args: argparse.Namespace, cleanup: contextlib.ExitStack
+) -> dict[str, tuple[Path, str | None]]:
+    """{system name: (folder asyncjobs is imported from, revision)}: the tree, or snapshots."""
+    if "asyncjobs" not in args.systems:
+        return {}
+    if not args.rev:
+        return {"asyncjobs": (asyncjobs_source.ROOT, None)}
+    sources: dict[str, tuple[Path, str | None]] = {}
+    for rev in args.rev:
+        src = asyncjobs_source.snapshot(rev)
+        cleanup.callback(shutil.rmtree, src, ignore_errors=True)
+        sources["asyncjobs" if len(args.rev) == 1 else f"asyncjobs@{rev}"] = (src, rev)
+    return sources
+
+
+def resolve_systems(
+    args: argparse.Namespace, sources: dict[str, tuple[Path, str | None]]
+) -> dict[str, peers.System]:
+    """The systems to run; each asyncjobs carries its source folder, revision and event loop."""
+    systems: dict[str, peers.System] = {}
+    for name in args.systems:
+        base = peers.SYSTEMS[name]
+        if name != "asyncjobs":
+            systems[name] = base
+            continue
+        for label, (src, rev) in sources.items():
+            env = {"BENCH_ASYNCJOBS_SRC": str(src), "BENCH_ASYNCJOBS_REV": rev or ""}
+            env["BENCH_ASYNCJOBS_LOOP"] = args.asyncjobs_loop
+            systems[label] = dataclasses.replace(base, name=label, env={**base.env, **env})
+    return systems
+
+
+def asyncjobs_systems(run: Run) -> list[peers.System]:
+    return [s for s in run.systems.values() if "BENCH_ASYNCJOBS_SRC" in s.env]
+
+
+def check_asyncjobs_import(run: Run) -> None:
+    """Each asyncjobs adapter must import the tree (or snapshot) we mean to measure."""
+    for aj in asyncjobs_systems(run):
+        src = Path(aj.env["BENCH_ASYNCJOBS_SRC"])
+        asyncjobs_source.imported_from(aj.python, src, adapter_env(aj), peers.ADAPTERS)
+
+
+def versions_of(run: Run) -> dict[str, dict[str, str]]:
     versions = peers.read_versions()
-    if "asyncjobs" in systems:
-        versions["asyncjobs"] = peers.installed_versions(peers.SYSTEMS["asyncjobs"])
-        versions["asyncjobs"]["asyncjobs"] += f" ({git_rev(args.rev)}, --loop {ASYNCJOBS_LOOP})"
-    started = time.perf_counter()
-    load_before = os.getloadavg()
-    server = RedisServer("peers-bench-redis-").start()
-    log(
-        f"redis-server pid {server.proc.pid if server.proc else '?'} on {server.url}; "
-        f"worker logs and adapter stderr in {logdir}"
-    )
-    res = Results()
-    raw: list[dict[str, Any]] = []
+    for aj in asyncjobs_systems(run):
+        v = peers.installed_versions(aj)
+        rev = asyncjobs_source.git_rev(aj.env["BENCH_ASYNCJOBS_REV"] or None)
+        v["asyncjobs"] += f" ({rev}, --loop {run.args.asyncjobs_loop})"
+        versions[aj.name] = v
+    return {s: versions.get(s, {}) for s in run.systems}
+
+
+def run_cell(run: Run, rep: int, scenario: str, name: str) -> None:
+    """One (system, scenario) of one repetition, on a flushed database."""
+    default_is_100 = run.info[name]["default_concurrency"] == 100
+    if scenario == "drain_default" and default_is_100:
+        return  # the same run as drain_c100; copied from it below
+    run.server.flushdb()
+    t0 = time.perf_counter()
+    lines, error = run_one(run.systems[name], scenario, run.args, run.server.url, run.logdir)
+    took = time.perf_counter() - t0
+    for line in lines:
+        line["repetition"] = rep + 1
+        run.res.add(line)
+        copy_to_default = "drain_default" in run.args.scenarios and default_is_100
+        if line["scenario"] == "drain_c100" and copy_to_default and "na" not in line:
+            run.res.add({**line, "scenario": "drain_default", "same_run_as": "drain_c100"})
+    status = "ok" if error is None else f"FAILED: {error}"
+    log(f"[rep {rep + 1}/{run.args.repeat}] {scenario:<13} {name:<11} {took:6.1f}s {status}")
+    if error is not None:
+        run.res.errors.append(f"{name} {scenario} (rep {rep + 1}): {error}")
+
+
+def run_repetitions(run: Run) -> None:
+    """Interleaved: every scenario for every system per repetition, the order rotated."""
+    names = list(run.systems)
+    for rep in range(run.args.repeat):
+        k = rep % len(names)
+        for scenario in run.args.scenarios:
+            for name in names[k:] + names[:k]:
+                run_cell(run, rep, scenario, name)
+
+
+def profile_drain(run: Run) -> None:
+    """One extra asyncjobs drain_c100 (not counted) with py-spy sampling the worker."""
+    run.server.flushdb()
+    aj = asyncjobs_systems(run)[-1]
+    env = {"BENCH_PYSPY": str(peers.PYSPY), "BENCH_PYSPY_OUT": run.args.profile}
+    aj = dataclasses.replace(aj, env={**aj.env, **env})
+    log("[profile] one extra asyncjobs drain_c100 under py-spy (not counted)")
+    _, error = run_one(aj, "drain_c100", run.args, run.server.url, run.logdir)
+    if error:
+        run.res.errors.append(f"profile run: {error}")
+
+
+def machine() -> dict[str, Any]:
+    model = ""
     try:
-        info = {s: adapter_info(peers.SYSTEMS[s], server.url) for s in systems}
-        if "asyncjobs" in systems:
-            check = subprocess.run(
-                [sys.executable, "-c", "import asyncjobs; print(asyncjobs.__file__)"],
-                env=adapter_env(peers.SYSTEMS["asyncjobs"]),
-                cwd=peers.ADAPTERS,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.strip()
-            if not check.startswith(str(ASYNCJOBS_SRC / "asyncjobs")):
-                raise RuntimeError(f"asyncjobs imported from {check}, not {ASYNCJOBS_SRC}")
-        for rep in range(args.repeat):
-            for scenario in scenarios:
-                k = rep % len(systems)
-                for name in systems[k:] + systems[:k]:
-                    if scenario == "drain_default" and info[name]["default_concurrency"] == 100:
-                        continue  # same run as drain_c100; copied below
-                    server.flushdb()
-                    t0 = time.perf_counter()
-                    lines, error = run_one(peers.SYSTEMS[name], scenario, args, server.url, logdir)
-                    took = time.perf_counter() - t0
-                    for line in lines:
-                        line["repetition"] = rep + 1
-                        raw.append(line)
-                        res.add(line)
-                        if (
-                            line["scenario"] == "drain_c100"
-                            and "drain_default" in scenarios
-                            and info[name]["default_concurrency"] == 100
-                            and "na" not in line
-                        ):
-                            copy = {
-                                **line,
-                                "scenario": "drain_default",
-                                "same_run_as": "drain_c100",
-                            }
-                            raw.append(copy)
-                            res.add(copy)
-                    status = "ok" if error is None else f"FAILED: {error}"
-                    where = f"[rep {rep + 1}/{args.repeat}] {scenario:<13} {name:<11}"
-                    log(f"{where} {took:6.1f}s {status}")
-                    if error is not None:
-                        res.errors.append(f"{name} {scenario} (rep {rep + 1}): {error}")
-        if args.profile and "asyncjobs" in systems:
-            server.flushdb()
-            profile_env = {
-                "BENCH_PYSPY": str(peers.PYSPY),
-                "BENCH_PYSPY_OUT": os.path.abspath(args.profile),
-            }
-            aj = peers.SYSTEMS["asyncjobs"]
-            aj = peers.System(
-                aj.name, aj.venv, aj.requirements, aj.report, {**aj.env, **profile_env}, aj.adapter
+        with open("/proc/cpuinfo") as f:
+            model = next(
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")), ""
             )
-            log("[profile] one extra asyncjobs drain_c100 under py-spy (not counted)")
-            _, error = run_one(aj, "drain_c100", args, server.url, logdir)
-            if error:
-                res.errors.append(f"profile run: {error}")
-        redis_version = server.version()
-    finally:
-        server.stop()
-        if snap:
-            shutil.rmtree(snap, ignore_errors=True)
-    env = {
+    except OSError:
+        pass
+    return {
+        "cpu": model,
+        "cpus": os.cpu_count(),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def environment(run: Run, versions: dict[str, Any], redis_version: str) -> dict[str, Any]:
+    a = run.args
+    return {
         "machine": machine(),
         "redis_server": redis_version,
         "versions": versions,
-        "systems": systems,
-        "jobs": args.jobs,
-        "repeat": args.repeat,
-        "memory_jobs": args.memory_jobs,
-        "sleep_jobs": args.sleep_jobs,
-        "latency_jobs": args.latency_jobs,
-        "gap_ms": args.gap_ms,
-        "load_before": load_before,
-        "load_after": os.getloadavg(),
-        "default_concurrency": {s: info[s]["default_concurrency"] for s in systems},
+        "systems": list(run.systems),
+        "scenarios": a.scenarios,
+        "jobs": a.jobs,
+        "repeat": a.repeat,
+        "memory_jobs": a.memory_jobs,
+        "sleep_jobs": a.sleep_jobs,
+        "latency_jobs": a.latency_jobs,
+        "gap_ms": a.gap_ms,
+        "default_concurrency": {s: run.info[s]["default_concurrency"] for s in run.systems},
     }
-    with open(out_path, "w") as f:
-        f.write(json.dumps({"kind": "env", **env}) + "\n")
-        for line in raw:
-            f.write(json.dumps({"kind": "sample", **line}) + "\n")
-        for (scenario, metric), m in res.metrics.items():
-            for s, samples in m["systems"].items():
-                med, _lo, hi = summarize(samples)
-                f.write(
-                    json.dumps(
-                        {
-                            "kind": "summary",
-                            "system": s,
-                            "scenario": scenario,
-                            "metric": metric,
-                            "unit": m["unit"],
-                            "better": m["better"],
-                            "samples": samples,
-                            "median": med,
-                            "min": min(samples),
-                            "max": hi,
-                        }
-                    )
-                    + "\n"
-                )
-        for scenario, by_sys in res.na.items():
-            for s, reason in by_sys.items():
-                f.write(
-                    json.dumps({"kind": "na", "system": s, "scenario": scenario, "reason": reason})
-                    + "\n"
-                )
 
-    mc = env["machine"]
+
+def print_report(run: Run, env: dict[str, Any]) -> None:
+    a, mc, systems = run.args, env["machine"], list(run.systems)
     print(
-        f"## asyncjobs vs peers: N={args.jobs}, {args.repeat} repetition(s), "
-        f"redis-server {redis_version}, Python {mc['python']}, {mc['cpus']} CPUs ({mc['cpu']})\n"
+        f"## asyncjobs vs peers: N={a.jobs}, {a.repeat} repetition(s), "
+        f"redis-server {env['redis_server']}, Python {mc['python']}, {mc['cpus']} CPUs "
+        f"({mc['cpu']})\n"
     )
+    versions = env["versions"]
     print(
         "Versions: "
         + "; ".join(
-            f"{s}: " + ", ".join(f"{k} {v}" for k, v in versions.get(s, {}).items())
-            for s in systems
+            f"{s}: " + ", ".join(f"{k} {v}" for k, v in versions[s].items()) for s in systems
         )
     )
-    print(
-        "Default concurrency: "
-        + ", ".join(f"{s} {info[s]['default_concurrency']}" for s in systems)
-    )
+    conc = env["default_concurrency"]
+    print("Default concurrency: " + ", ".join(f"{s} {conc[s]}" for s in systems))
     print(
         "Cells: median (min-max) over repetitions. ↑ higher is better, ↓ lower is better. "
-        "Ratio = asyncjobs median / best peer median; ✓ = asyncjobs ahead.\n"
+        "Ratio = asyncjobs median / best peer median (with several --rev: the last revision's, "
+        "and a column against the first); ✓ = ahead. Redis CPU and "
+        "commands: INFO cpu / commandstats deltas per job (script-internal commands count; the "
+        "task's own INCR is in them, the harness's polling is not).\n"
     )
-    print(table(res, systems, args))
-    if any(v.get("same_run_as") for v in res.notes.values()):
-        print("\n† default concurrency is 100: the figure is the concurrency-100 run (d).")
-    if res.na:
-        print("\nn/a:")
-        for scenario, by_sys in res.na.items():
-            for s, reason in by_sys.items():
-                print(f"- {scenario} / {s}: {reason}")
-    notes = {k: v for k, v in res.notes.items() if "missed_notifications" in v or "api" in v}
-    if notes:
-        print("\nAPIs used:")
-        seen = set()
-        for (scenario, s), v in sorted(notes.items()):
-            if "api" in v and (scenario, s) not in seen:
-                seen.add((scenario, s))
-                extra = (
-                    f" — {v['missed_notifications']} wait(s) ran into the 5 s timeout"
-                    if v.get("missed_notifications")
-                    else ""
-                )
-                print(f"- {scenario} / {s}: {v['api']}{extra}")
-    if res.errors:
-        print("\nFAILED runs:")
-        for e in res.errors:
-            print(f"- {e}")
-    if args.profile and os.path.exists(args.profile):
-        print(profile_summary(args.profile))
+    title_args = {"sleep": a.sleep_jobs, "lat": a.latency_jobs, "gap": a.gap_ms}
+    print(table(run.res, systems, {**title_args, "mem": a.memory_jobs}))
+    print(notes_text(run.res))
+    if a.profile and os.path.exists(a.profile):
+        print(profile_summary(a.profile))
+
+
+def main() -> None:
+    args = parse_args()
+    if args.install:
+        peers.install(args.systems, upgrade=args.upgrade)
+        return
+    started, load_before = time.perf_counter(), os.getloadavg()
+    out_path = args.json or str(HERE / "results" / f"peers-{time.strftime('%Y%m%d-%H%M%S')}.jsonl")
+    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
+    logdir = tempfile.mkdtemp(prefix="peers-bench-logs-")
+    with contextlib.ExitStack() as cleanup:
+        sources = asyncjobs_sources(args, cleanup)
+        server = RedisServer("peers-bench-redis-").start()
+        cleanup.callback(server.stop)
+        pid = server.proc.pid if server.proc else "?"
+        log(f"redis-server pid {pid} on {server.url}; worker logs and adapter stderr in {logdir}")
+        run = Run(args, resolve_systems(args, sources), server, logdir)
+        run.info = {s: adapter_info(system, server.url) for s, system in run.systems.items()}
+        check_asyncjobs_import(run)
+        versions = versions_of(run)
+        run_repetitions(run)
+        if args.profile and asyncjobs_systems(run):
+            profile_drain(run)
+        redis_version = server.version()
+    env = environment(run, versions, redis_version)
+    env.update(load_before=load_before, load_after=os.getloadavg())
+    write_jsonl(out_path, env, run.res)
+    print_report(run, env)
     print(
         f"\nload average before {load_before[0]:.2f}, after {env['load_after'][0]:.2f}; "
         f"total {time.perf_counter() - started:.0f}s; JSON lines: {out_path}"

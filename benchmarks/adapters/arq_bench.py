@@ -57,6 +57,7 @@ class Adapter(BaseAdapter):
     default_concurrency = int(inspect.signature(Worker).parameters["max_jobs"].default)
     batch_na = "no batch API: ArqRedis.enqueue_job only (one WATCH/MULTI transaction per job)"
     result_api = "await (await pool.enqueue_job(...)).result() — polls every 0.5 s by default"
+    burst_args = ("--burst",)
 
     async def open(self, url: str) -> None:
         self.pool = await create_pool(RedisSettings.from_dsn(url))
@@ -76,6 +77,6 @@ class Adapter(BaseAdapter):
 
 
 if __name__ == "__main__":
-    from bench_common import main
+    from scenarios import main
 
     main("arq_bench")

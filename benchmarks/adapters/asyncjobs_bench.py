@@ -10,6 +10,7 @@ CLI without the option (before uvloop support) always runs asyncio and gets no f
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import os
 import sys
@@ -19,7 +20,7 @@ from typing import Any
 from bench_common import REDIS_URL, count_job, sleep_job, stamp_job
 from bench_common import Adapter as BaseAdapter
 
-from asyncjobs import Queue, WorkerSettings, task
+from asyncjobs import Job, Queue, WorkerSettings, task
 from asyncjobs import cli as _cli
 
 
@@ -52,9 +53,11 @@ class Adapter(BaseAdapter):
     default_concurrency = int(WorkerSettings.model_fields["concurrency"].default)
     batch_api = "Queue.enqueue_many (one Lua call per chunk)"
     result_api = "await (await queue.enqueue(...)).result()"
+    burst_args = ("--burst",)
 
     async def open(self, url: str) -> None:
         self.q = Queue(url)
+        self.jobs: list[Job[Any]] = []  # the batch-enqueued ones, for last_finished_at
 
     async def close(self) -> None:
         await self.q.aclose()
@@ -63,7 +66,17 @@ class Adapter(BaseAdapter):
         await self.q.enqueue(KINDS[kind], *args)
 
     async def enqueue_batch(self, kind: str, count: int) -> None:
-        await self.q.enqueue_many([(KINDS[kind], (), {})] * count)
+        self.jobs += await self.q.enqueue_many([(KINDS[kind], (), {})] * count)
+
+    async def last_finished_at(self) -> float | None:
+        """The latest ``JobInfo.finished_at`` of the batch-enqueued jobs (Redis TIME, ms)."""
+        latest = 0.0
+        for start in range(0, len(self.jobs), 500):
+            chunk = self.jobs[start : start + 500]
+            for info in await asyncio.gather(*(job.info() for job in chunk)):
+                if info.finished_at is not None:
+                    latest = max(latest, info.finished_at.timestamp())
+        return latest or None
 
     async def round_trip(self, i: int) -> Any:
         return await (await self.q.enqueue(echo, i)).result(timeout=30)
@@ -80,6 +93,6 @@ class Adapter(BaseAdapter):
 
 
 if __name__ == "__main__":
-    from bench_common import main
+    from scenarios import main
 
     main("asyncjobs_bench")

@@ -42,6 +42,7 @@ class Adapter(BaseAdapter):
     default_concurrency = int(inspect.signature(_worker_cli).parameters["concurrency"].default)
     batch_api = "Docket.add_many(chunk_size=1000) (pipelined)"
     result_api = "await (await docket.add(fn)(...)).get_result() (pub/sub)"
+    burst_args = ("--until-finished",)
 
     async def open(self, url: str) -> None:
         self.docket = Docket(url=url)
@@ -72,6 +73,6 @@ class Adapter(BaseAdapter):
 
 
 if __name__ == "__main__":
-    from bench_common import main
+    from scenarios import main
 
     main("docket_bench")

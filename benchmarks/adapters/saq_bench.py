@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from bench_common import (
+    BURST,
     CONCURRENCY,
     REDIS_URL,
     bin_path,
@@ -50,6 +51,10 @@ def settings() -> dict[str, Any]:
     }
     if CONCURRENCY:
         out["concurrency"] = CONCURRENCY
+    if BURST:
+        # Worker(burst=True) stops once a dequeue finds nothing; it needs a dequeue_timeout > 0
+        # (the default 0 blocks for ever): how long it waits on an empty queue before it exits.
+        out.update(burst=True, dequeue_timeout=1.0)
     return out
 
 
@@ -101,6 +106,6 @@ class Adapter(BaseAdapter):
 
 
 if __name__ == "__main__":
-    from bench_common import main
+    from scenarios import main
 
     main("saq_bench")

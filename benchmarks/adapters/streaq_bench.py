@@ -57,6 +57,7 @@ class Adapter(BaseAdapter):
     default_concurrency = DEFAULT_CONCURRENCY
     batch_api = "Worker.enqueue_many (one pipeline per chunk)"
     result_api = "await (await task.enqueue(...)).result() (pub/sub)"
+    burst_args = ("--burst",)
 
     async def open(self, url: str) -> None:
         # the module-level worker was built with BENCH_REDIS_URL = url (bench_common.main)
@@ -82,6 +83,6 @@ class Adapter(BaseAdapter):
 
 
 if __name__ == "__main__":
-    from bench_common import main
+    from scenarios import main
 
     main("streaq_bench")

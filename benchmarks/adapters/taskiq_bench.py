@@ -53,6 +53,7 @@ class Adapter(BaseAdapter):
     default_concurrency = WorkerArgs.max_async_tasks  # per worker process
     batch_na = "no batch API: .kiq() sends one message per call (one XADD/LPUSH each)"
     result_api = "await (await task.kiq(...)).wait_result() — polls every 0.2 s by default"
+    burst_na = "no burst mode: `taskiq worker` runs until it is stopped"
 
     async def open(self, url: str) -> None:
         await broker.startup()  # client side too: creates the stream's consumer group
@@ -74,6 +75,6 @@ class Adapter(BaseAdapter):
 
 
 if __name__ == "__main__":
-    from bench_common import main
+    from scenarios import main
 
     main("taskiq_bench")
