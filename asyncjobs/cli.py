@@ -508,5 +508,25 @@ def cron_list(
             typer.echo(f"    {t}")
 
 
+@app.command()
+def acl(
+    role: str = typer.Option("worker", "--role", help="worker or producer."),
+    user: str | None = typer.Option(None, "--user", help="The ACL user's name."),
+    prefix: str = typer.Option(DEFAULT_PREFIX, "--prefix"),
+) -> None:
+    """Print the least Redis ACL a worker or a producer needs, as an ACL SETUSER line.
+
+    Example: asyncjobs acl --role producer --user web-app   (run its output in redis-cli)
+    """
+    from ._store.acl import acl_rules
+
+    if role not in ("worker", "producer"):
+        typer.secho(f"error: --role must be worker or producer, not {role!r}", err=True)
+        raise typer.Exit(2)
+    rules = acl_rules(role, prefix)  # type: ignore[arg-type]
+    name = user or f"asyncjobs-{role}"
+    typer.echo(f"ACL SETUSER {name} on >CHANGE-ME " + " ".join(rules))
+
+
 def main() -> None:
     app()

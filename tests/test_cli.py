@@ -127,3 +127,15 @@ async def test_worker_command_burst_runs_jobs(redis_url: str) -> None:
         assert proc.returncode == 0, proc.stderr
         assert "concurrency 2" in proc.stderr
         assert [await j.result(timeout=1) for j in jobs] == list(range(5))
+
+
+def test_acl_prints_the_rules_the_tests_check() -> None:
+    from asyncjobs._store.acl import acl_rules
+
+    result = runner.invoke(app, ["acl", "--role", "producer", "--user", "web-app"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "ACL SETUSER web-app on >CHANGE-ME " + " ".join(
+        acl_rules("producer")
+    )
+    bad = runner.invoke(app, ["acl", "--role", "admin"])
+    assert bad.exit_code == 2 and "worker or producer" in bad.output

@@ -45,7 +45,9 @@ def translate(exc: BaseException, where: str) -> BaseException:
         return exc
     text = (str(exc) or type(exc).__name__).strip().rstrip(".")
     word = text.split(" ", 1)[0].upper()
-    if isinstance(exc, rx.NoPermissionError) or word == "NOPERM":
+    # NOPERM outside a script; inside one, Redis says the user "can't access" a key or command
+    denied = "can't access at least one of the" in text or "no permissions to" in text
+    if isinstance(exc, rx.NoPermissionError) or word == "NOPERM" or denied:
         return ConfigurationError(
             f"Redis at {where} refused a command: {text}. Give this user the ACL that "
             "docs/security.md lists for workers and producers"

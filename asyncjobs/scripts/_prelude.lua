@@ -33,6 +33,14 @@ do
   NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A script only workers run calls this first: a write to a key that a producer's ACL does not
+-- cover (`<tag>!worker`; see docs/security.md), so a producer-only user cannot claim, ack or
+-- extend, and the refusal comes before the script has written anything. A no-op otherwise:
+-- ZADD XX never creates the key.
+local function workers_only()
+  rcall('ZADD', TAG .. '!worker', 'XX', 0, '')
+end
+
 -- Ready-set score: a priority band, then a FIFO sequence inside the band. Higher priority runs
 -- first. |priority| <= 1000 and seq < 2^40 keep the score an exact double (< 2^51).
 local PRIORITY_LIMIT = 1000

@@ -14,6 +14,7 @@
 --   never closer than its interval: a reserved slot taken late pushes the next one back. A
 --   corrupt job record (no task or payload, non-numeric counters) is dead-lettered here: this
 --   script must never stop half-way, since Redis keeps what a failed script already wrote.
+workers_only()
 local worker, n, lease_ms = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
 
 local due = rcall('ZRANGEBYSCORE', K.deferred, '-inf', NOW, 'LIMIT', 0, 1000)

@@ -3,6 +3,7 @@
 -- Returns: one integer per job: 1 stored, -1 refused because the job no longer holds that
 --   lease token (it was reclaimed, cancelled or already finished): the outcome is never doubled.
 -- A workflow member's result moves its workflow on in this same step (wf_member_done).
+workers_only()
 local out, done = {}, 0
 for i = LEADING + 1, #ARGV, 3 do
   local id, token = ARGV[i], ARGV[i + 1]

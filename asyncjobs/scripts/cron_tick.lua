@@ -4,6 +4,7 @@
 -- then, per job: JOB_FIELDS (exactly one group: the tick's job)
 -- Returns: {job id, code}: 0 enqueued, 1 this tick (or a later one) was already handled,
 --   2 skipped because the previous run is still queued or running (unique).
+workers_only()
 local name, tick, unique = ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1'
 local state = rcall('HGET', K.cron, name)
 local last_tick, last_id = 0, nil

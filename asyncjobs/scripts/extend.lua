@@ -3,6 +3,7 @@
 -- then, per job: id token
 -- Returns: the ids whose lease is lost (token changed, job cancelled, finished or reclaimed);
 --   their worker must stop them, since any outcome it reports will be refused.
+workers_only()
 local lease_ms = tonumber(ARGV[4])
 local lost = {}
 for i = 5, #ARGV, 2 do

@@ -6,6 +6,7 @@
 -- Returns: 1 retry scheduled, 2 dead-lettered (status failed), -1 refused: lease token lost.
 -- Invariant: the job leaves leases and lands in deferred/ready or the dead-letter stream in
 --   the same step, so no crash between "failed" and "rescheduled" can lose it.
+workers_only()
 local id, token = ARGV[4], ARGV[5]
 local delay, max_tries = tonumber(ARGV[6]), tonumber(ARGV[7])
 local job_key = P.job .. id

@@ -7,6 +7,7 @@
 --   (`<task>:<field>:until`); a worker whose task has no limit leaves it alone, so two
 --   versions of a task side by side keep the stricter one, until the last worker declaring
 --   it stops. (A limit without `:until` was written by an older release: it holds as is.)
+workers_only()
 local worker, ttl = ARGV[4], tonumber(ARGV[5])
 if ttl > 0 then
   rcall('ZADD', K.workers, NOW + ttl, worker)

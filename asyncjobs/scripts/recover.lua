@@ -10,6 +10,7 @@
 -- kills every worker running it cannot crash workers forever. The others died in company and
 -- are not blamed: the first time they go back to the front of the line (push_front), a job
 -- recovered again comes back as a suspect (push_suspect), as a blamed one does.
+workers_only()
 local limit, default_max, max_stalls = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local expired = rcall('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, limit)
 local in_flight, suspects = {}, {}  -- per dead worker: jobs it held, and suspects among them

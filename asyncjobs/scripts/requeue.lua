@@ -1,6 +1,7 @@
 -- requeue: give a claimed job back without spending a try (graceful shutdown ran out of time).
 -- ARGV[4] id   ARGV[5] token
 -- Returns: 1 requeued, -1 refused: lease token lost.
+workers_only()
 local id, token = ARGV[4], ARGV[5]
 local job_key = P.job .. id
 if rcall('HGET', job_key, 'token') ~= token then return -1 end

@@ -13,7 +13,15 @@ from pathlib import Path
 
 import pytest
 
-from asyncjobs import Queue, RedisUnavailable, Worker, WorkerSettings
+from asyncjobs import (
+    ConfigurationError,
+    Context,
+    DeadLetterNotFound,
+    Queue,
+    RedisUnavailable,
+    Worker,
+    WorkerSettings,
+)
 
 from ..redis_server import RedisServer, free_port
 from .chaos_tasks import record
@@ -194,3 +202,68 @@ async def test_rediss_url_with_a_verified_certificate(
     with pytest.raises(RedisUnavailable, match="cannot reach Redis at rediss://"):
         async with Queue(f"rediss://127.0.0.1:{tls_port}/0"):
             pass
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(90)
+async def test_the_least_acls_run_the_whole_api_and_a_producer_cannot_claim(
+    redis_factory: Callable[..., RedisServer],
+) -> None:
+    """Users made with the rules `asyncjobs acl` prints (docs/security.md): the worker's runs
+    every part of a worker, the producer's every client call; the producer's cannot claim, and
+    trying leaves the job as it was."""
+    from asyncjobs import chain, cron, task
+    from asyncjobs._store import Connection, Store
+    from asyncjobs._store.acl import acl_rules
+
+    @task(name="acl.add")
+    async def add(ctx: Context, a: int, b: int) -> int:
+        await ctx.progress(0.5, stage="adding")
+        return a + b
+
+    @task(name="acl.fails", max_tries=1)
+    async def fails(ctx: Context) -> None:
+        raise ValueError("for the dead letters")
+
+    @task(name="acl.tick")
+    async def tick(ctx: Context) -> None:
+        return None
+
+    server = redis_factory()
+    host = f"127.0.0.1:{server.port}"
+    admin = Queue(server.url)
+    async with admin:
+        for role in ("worker", "producer"):
+            rules = acl_rules(role)  # type: ignore[arg-type]
+            await admin.client.execute_command("ACL", "SETUSER", role, "on", ">Pa55-w0rd", *rules)
+    worker_url, producer_url = (f"redis://{r}:Pa55-w0rd@{host}/0" for r in ("worker", "producer"))
+    name = unique("acl")
+    async with Queue(producer_url, name=name) as producer:
+        total = await producer.enqueue(add, 1, 2)
+        bad = await producer.enqueue(fails)
+        flow = await producer.enqueue(chain(add.s(1, 1), add.s(5)))
+        later = await producer.enqueue(add, 3, 3, _defer_by=60)
+        assert await later.cancel()
+        settings = WorkerSettings(
+            redis_url=worker_url,
+            queues=[name],
+            functions=[add, fails, tick],
+            cron_jobs=[cron(tick, "* * * * * *", run_at_startup=True)],
+            lease_seconds=1.0,
+        )
+        await Worker(settings).run(burst=True, handle_signals=False)
+        assert await total.result(timeout=5) == 3
+        assert await flow.result(timeout=5) == 7
+        assert (await producer.dead_letters())[0].id == bad.id
+        await producer.replay_dead_letter(bad.id)
+        with pytest.raises(DeadLetterNotFound):
+            await producer.replay_dead_letter("no-such-job")
+        queued = await producer.enqueue(add, 4, 4)
+        store = Store(Connection(producer_url), keep_result_ms=60_000, dead_letter_cap=10)
+        try:
+            with pytest.raises(ConfigurationError, match="refused a command"):
+                await store.claim(producer.keys_for(name), "mallory", 10, 60_000, True)
+        finally:
+            await store.connection.close()
+        assert (await queued.status()).value == "queued", "the refused claim changed nothing"
+        assert await producer.client.zcard(producer.keys_for(name).leases) == 0
