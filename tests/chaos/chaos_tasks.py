@@ -10,7 +10,7 @@ import os
 import signal
 import time
 
-from asyncjobs import Context, WorkerSettings, task
+from asyncjobs import Context, WorkerSettings, cron, task
 
 
 @task
@@ -69,3 +69,53 @@ settings = WorkerSettings(functions=FUNCTIONS, lease_seconds=1.0, max_tries=50, 
 
 #: For the poison-pill scenario: a job may lose its lease 3 times, then it is dead-lettered.
 poison_settings = WorkerSettings(functions=FUNCTIONS, lease_seconds=1.0, max_tries=10, max_stalls=3)
+
+
+# -- the soak (test_soak.py): every body adds its job id to a set, so completions are counted
+# exactly (a job that ran twice after a kill still counts once).
+
+SOAK_DONE = "chaos-soak:done"
+
+
+@task(max_tries=50)
+async def soak_plain(ctx: Context, n: int) -> int:
+    await asyncio.sleep(0.005)
+    await ctx.queue.client.sadd(SOAK_DONE, ctx.job_id)
+    return n
+
+
+@task(max_tries=50, backoff=0.2, retry_on=(Flaky,))
+async def soak_flaky(ctx: Context, n: int) -> int:
+    if ctx.attempt == 1:
+        raise Flaky(f"soak job {n} fails its first try")
+    await ctx.queue.client.sadd(SOAK_DONE, ctx.job_id)
+    return n
+
+
+@task(max_tries=50, rate_limit="50/s")
+async def soak_rated(ctx: Context, n: int) -> int:
+    await ctx.queue.client.sadd(SOAK_DONE, ctx.job_id)
+    return n
+
+
+@task(max_tries=50)
+async def soak_step(ctx: Context, previous: int, n: int) -> int:
+    await ctx.queue.client.sadd(SOAK_DONE, ctx.job_id)
+    return previous + n
+
+
+@task
+async def soak_tick(ctx: Context) -> None:
+    await ctx.queue.client.incr("chaos-soak:ticks")
+
+
+#: Results kept 5 s, so that Redis's memory reaches a steady state within the run.
+soak_settings = WorkerSettings(
+    functions=[soak_plain, soak_flaky, soak_rated, soak_step, soak_tick],
+    cron_jobs=[cron(soak_tick, "* * * * * *")],
+    lease_seconds=1.0,
+    max_tries=50,
+    max_stalls=50,
+    keep_result=5.0,
+    concurrency=50,
+)
