@@ -119,3 +119,6 @@ soak_settings = WorkerSettings(
     keep_result=5.0,
     concurrency=50,
 )
+
+#: For a part that cannot recover: the worker gives up after 2 s instead of 60.
+give_up_settings = WorkerSettings(functions=FUNCTIONS, lease_seconds=1.0, give_up_after=2.0)

@@ -127,3 +127,39 @@ async def test_error_replies_for_a_while_lose_and_double_nothing(
         assert len(problems) <= LOG_LINES_PER_FAULT, "\n".join(problems)
     finally:
         await admin.aclose()
+
+
+@pytest.mark.chaos
+@pytest.mark.timeout(60)
+async def test_a_part_that_keeps_failing_stops_the_worker_loudly(
+    redis_factory: Callable[..., RedisServer],
+    spawn: Callable[..., WorkerProcess],
+) -> None:
+    """Not an outage but a refusal that will not pass (here an ACL without SUBSCRIBE, so the
+    cancel listener can never start): logged once with its traceback, retried, and after
+    give_up_after the worker exits 1, leaves the heartbeat (health fails) and gives its running
+    job back (had it been killed instead, the lease would have brought it back)."""
+    from asyncjobs._store.acl import acl_rules
+
+    server = redis_factory()
+    name = unique("gives-up")
+    admin = aioredis.Redis.from_url(server.url)
+    try:
+        rules = [r for r in acl_rules("worker") if r != "+subscribe"]
+        await admin.execute_command("ACL", "SETUSER", "nosub", "on", ">pw", *rules)
+        url = server.url.replace("redis://", "redis://nosub:pw@")
+        settings_module = "tests.chaos.chaos_tasks:give_up_settings"
+        async with Queue(server.url, name=name) as queue:
+            runs = queue.keys_for(name).tag + ":runs"  # a key the worker's ACL covers
+            job = await queue.enqueue(record, runs, 60_000)
+            worker = spawn(url, name, settings=settings_module)
+            code = await asyncio.to_thread(worker.proc.wait, 40)  # type: ignore[union-attr]
+            log = worker.log_text()
+            assert code == 1, log[-3000:]
+            assert "cancel requests kept failing" in log, log[-3000:]
+            assert log.count("cancel requests failed; retrying") == 1, "once, not per retry"
+            assert await queue.client.zcard(queue.keys_for(name).workers) == 0, "left"
+            info = await job.info()
+            assert (info.status.value, info.attempts) == ("queued", 0), "given back at once"
+    finally:
+        await admin.aclose()
