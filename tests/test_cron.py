@@ -12,6 +12,8 @@ import pytest
 
 from asyncjobs import Context, Queue, Worker, WorkerSettings, cron, task
 
+from .waiting import wait_until
+
 
 @task
 async def tick(ctx: Context, key: str) -> None:
@@ -103,3 +105,40 @@ async def test_missed_tick_policy(redis_url: str) -> None:
         await asyncio.wait_for(worker.run(burst=True, handle_signals=False), 20)
         ran = [r.decode() for r in await queue.client.lrange(key, 0, -1)]
     assert len(ran) == 1 and ran[0].startswith("cron:hourly:")
+
+
+async def test_ticks_follow_redis_clock_not_the_machines(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker whose own clock ran 5 s ahead fired every tick 5 s early. Ticks are decided by
+    Redis's clock: each tick's job is created at (or after) its tick, by Redis's clock."""
+    from datetime import timedelta
+
+    from asyncjobs import _cron
+
+    class AheadOfRedis(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> Any:
+            return datetime.now(tz) + timedelta(seconds=5)
+
+    monkeypatch.setattr(_cron, "datetime", AheadOfRedis)
+    name = f"c-{uuid.uuid4().hex[:8]}"
+    key = f"cron-clock:{name}"
+    worker = _worker(redis_url, name, [cron(tick, "* * * * * *", args=(key,))])
+    run = asyncio.create_task(worker.run(handle_signals=False))
+    try:
+        async with Queue(redis_url, name=name) as queue:
+
+            async def two_ticks() -> bool:
+                return int(await queue.client.llen(key)) >= 2
+
+            await wait_until(two_ticks, 10, "two cron ticks")
+            for raw in await queue.client.lrange(key, 0, -1):
+                job_id = raw.decode()
+                tick_ms = int(job_id.rsplit(":", 1)[1])
+                enqueued = (await queue.job(job_id).info()).enqueued_at
+                assert enqueued is not None
+                assert enqueued.timestamp() * 1000 >= tick_ms, "fired before its tick"
+    finally:
+        worker.stop()
+        await run
