@@ -17,10 +17,11 @@ from ._backoff import retry_delay
 from ._context import Context
 from ._errors import JobTimeout, PayloadError, Retry, SerializationError, UnknownTaskError
 from ._finisher import Finisher
-from ._running import ClaimedJob
+from ._running import CURRENT_TRY, ClaimedJob
 from ._settings import WorkerSettings
 from ._store import FailOutcome, Store
 from ._task import Task
+from ._tracing import Tracing
 
 if TYPE_CHECKING:
     from ._queue import Queue
@@ -124,6 +125,7 @@ class Runner:
         state: dict[str, Any],
         hooks: Hooks,
         metrics: Any = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -133,6 +135,7 @@ class Runner:
         self.state = state
         self.hooks = hooks
         self.metrics = metrics
+        self.tracing = tracing
 
     def context(self, job: ClaimedJob, max_tries: int) -> Context:
         """The job's own context: a copy of the worker's state, so a write stays with it."""
@@ -157,6 +160,14 @@ class Runner:
 
     async def run(self, job: ClaimedJob) -> None:
         """Run ``job`` to an outcome and report it; never raises for the task's own errors."""
+        CURRENT_TRY.set(job)  # in this try's own task: its log records name the job
+        tracing = self.tracing
+        if tracing is not None and tracing.active():
+            await tracing.process(job, self._run)
+        else:
+            await self._run(job)
+
+    async def _run(self, job: ClaimedJob) -> Context:
         task = self.registry.get(job.task_name)
         max_tries = effective_max_tries(job.max_tries, task, self.settings.max_tries)
         started = time.monotonic()
@@ -169,7 +180,7 @@ class Runner:
             )
             await self._report_failure(job, ctx, error, PERMANENT, started)
             await self.hooks.call("on_job_end", ctx)
-            return
+            return ctx
         try:
             if len(job.payload) > self.settings.max_payload_bytes:
                 raise ValueError(
@@ -182,7 +193,7 @@ class Runner:
             error = PayloadError(f"cannot decode the job's arguments: {exc}")
             await self._report_failure(job, ctx, error, PERMANENT, started)
             await self.hooks.call("on_job_end", ctx)
-            return
+            return ctx
         timeout = (
             job.timeout_ms / 1000 if job.timeout_ms else (task.timeout or self.settings.job_timeout)
         )
@@ -215,6 +226,7 @@ class Runner:
             job.running = False
             await self._report_success(job, ctx, result, started)
         await self.hooks.call("on_job_end", ctx)
+        return ctx
 
     async def _report_success(
         self, job: ClaimedJob, ctx: Context, result: Any, started: float
