@@ -12,7 +12,7 @@ from asyncjobs import Context, Retry, task
 log = logging.getLogger("tests.otel_tasks")
 
 
-@task(max_tries=3, backoff=0.01)
+@task(max_tries=3, backoff=0)
 async def flaky(ctx: Context, failures: int) -> int:
     """Fails its first ``failures`` tries, then returns its attempt."""
     log.info("flaky try %d starts", ctx.attempt)
