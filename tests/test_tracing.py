@@ -466,3 +466,17 @@ async def test_a_cron_tick_starts_a_trace_of_its_own(
         await asyncio.wait_for(running, 20)
     assert span.parent is None and list(span.links) == [], "no send: a new trace"
     assert outcome(span) == ("succeeded", trace.StatusCode.UNSET, None)
+
+
+def test_the_sync_client_enqueues_under_the_callers_span(
+    redis_url: str, queue_name: str, exporter: InMemorySpanExporter, provider: TracerProvider
+) -> None:
+    """A Django or Flask view enqueues from its own thread: its request span is the parent."""
+    from asyncjobs.sync import Queue as SyncQueue
+
+    with SyncQueue(redis_url, name=queue_name, tracer_provider=provider) as queue:
+        with provider.get_tracer("view").start_as_current_span("GET /checkout") as view:
+            job = queue.enqueue(tasks.add, 1, 2)
+        job.cancel()
+    [send] = finished(exporter, f"send {queue_name}")
+    assert send.parent is not None and send.parent.span_id == view.get_span_context().span_id
