@@ -63,6 +63,7 @@ SYSTEM = "asyncjobs"
 _INSTRUMENTATION = "asyncjobs"
 
 
+@functools.cache
 def _version() -> str:
     try:
         return version("asyncjobs")
