@@ -154,6 +154,7 @@ async def test_a_request_its_send_and_the_process_span_are_connected(
         "asyncjobs.task": "add",
     }
     send_trace, send_span = ids_of(send)
+    assert (await queue.job(job_id).info()).trace_id == send_trace.removeprefix("0x")
 
     [process] = await spans.wait_for(f"process {queue.name}", 1)
     assert process["kind"] == "SpanKind.CONSUMER"
@@ -224,6 +225,8 @@ async def test_a_replayed_dead_letter_keeps_its_original_context(
     assert failed["attributes"]["error.type"] == "RuntimeError"
     assert failed["attributes"]["asyncjobs.outcome"] == "failed"
     assert any(e["name"] == "exception" for e in failed["events"]), "the exception is recorded"
+    [letter] = await queue.dead_letters(queue_name=queue.name)
+    assert letter.trace_id == ids_of(send)[0].removeprefix("0x")
 
     await queue.replay_dead_letter(job.id)
     tries = await spans.wait_for(f"process {queue.name}", 2)
