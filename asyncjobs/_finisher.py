@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from ._store import FailOutcome, QueueKeys, Store
 from ._supervise import Supervisor
+from ._tracing import suppressed
 
 
 @dataclass(eq=False)
@@ -83,25 +84,28 @@ class Finisher:
         error_message: str,
         traceback: str,
     ) -> FailOutcome:
-        """Record a failed try (retried until Redis takes it)."""
-        return await self.supervisor.retry(
-            self.PART,
-            lambda: self.store.fail(
-                keys,
-                job_id,
-                token,
-                retry_delay_ms=retry_delay_ms,
-                max_tries=max_tries,
-                error_type=error_type,
-                error_message=error_message,
-                traceback=traceback,
-            ),
-        )
+        """Record a failed try (retried until Redis takes it). Called from the try's own task,
+        so instrumentation is suppressed here as in the worker's loops."""
+        with suppressed():
+            return await self.supervisor.retry(
+                self.PART,
+                lambda: self.store.fail(
+                    keys,
+                    job_id,
+                    token,
+                    retry_delay_ms=retry_delay_ms,
+                    max_tries=max_tries,
+                    error_type=error_type,
+                    error_message=error_message,
+                    traceback=traceback,
+                ),
+            )
 
     async def requeue(self, keys: QueueKeys, job_id: str, token: str) -> bool:
-        return await self.supervisor.retry(
-            self.PART, lambda: self.store.requeue(keys, job_id, token)
-        )
+        with suppressed():
+            return await self.supervisor.retry(
+                self.PART, lambda: self.store.requeue(keys, job_id, token)
+            )
 
     async def drain(self, grace: float | None = None) -> None:
         """Wait until every ack handed in so far has landed (at most ``grace`` seconds)."""

@@ -3,22 +3,19 @@
 A task body may start background tasks of its own (``asyncio.create_task``) and return. If one
 of them ignores cancellation, ``asyncio.run`` waits for it for ever at exit and a worker asked
 to stop by SIGTERM never exits. The CLI installs a task factory that notes which job created
-each task, and after the worker has stopped it cancels what is left, waits a little, names
-each task that would not end (and the job that made it), and exits anyway.
+each task (from ``CURRENT_TRY``, which the runner sets in every try's own task), and after the
+worker has stopped it cancels what is left, waits a little, names each task that would not end
+(and the job that made it), and exits anyway.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextvars
 import weakref
 from collections.abc import Coroutine, Generator
 from typing import Any
 
-#: Which job the running code belongs to ("<task> (job <id>)"); set for each try.
-CURRENT_JOB: contextvars.ContextVar[str | None] = contextvars.ContextVar(
-    "asyncjobs_current_job", default=None
-)
+from ._running import CURRENT_TRY
 
 _origins: weakref.WeakKeyDictionary[asyncio.Future[Any], str] = weakref.WeakKeyDictionary()
 
@@ -36,9 +33,9 @@ def install_task_origins(loop: asyncio.AbstractEventLoop) -> None:
             task = previous(loop, coro, **kwargs)
         else:
             task = asyncio.Task(coro, loop=loop, **kwargs)
-        origin = CURRENT_JOB.get()
-        if origin is not None:
-            _origins[task] = origin
+        job = CURRENT_TRY.get()  # the try whose code creates this task, if any
+        if job is not None:
+            _origins[task] = f"{job.task_name} (job {job.id})"
         return task
 
     loop.set_task_factory(factory)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import datetime, timedelta, timezone
 from enum import Enum
 from typing import Any
@@ -68,6 +69,8 @@ class JobInfo(BaseModel):
     worker: str | None = None
     idempotency_key: str | None = None
     raw_payload: str | None = None
+    #: The W3C trace id of the span that enqueued it (with tracing on), to find that trace.
+    trace_id: str | None = None
 
     @property
     def task_name(self) -> str:
@@ -147,4 +150,11 @@ def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) ->
         worker=_text(f.get("worker")),
         idempotency_key=_text(f.get("idempotency_key")),
         raw_payload=raw,
+        trace_id=_trace_id(f.get("trace")),
     )
+
+
+def _trace_id(stored: bytes | None) -> str | None:
+    """The trace id in a stored context's W3C traceparent ("00-<trace id>-<span id>-<flags>")."""
+    match = re.search(rb'"traceparent": ?"[0-9a-f]{2}-([0-9a-f]{32})-', stored or b"")
+    return match.group(1).decode() if match else None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from . import _defaults
+from . import _defaults, _tracing
 from ._errors import DeadLetterNotFound
 from ._job import Job
 from ._models import JobInfo, job_info_from_fields
@@ -42,6 +43,9 @@ class Queue:
         max_payload_bytes: the largest encoded arguments a job may carry.
         dead_letter_maxlen: dead letters kept per queue (for jobs this client ends).
         store: share another Queue's or a Worker's connection instead of opening one.
+        tracing: emit OpenTelemetry ``send`` spans and store their context with each job (when
+            opentelemetry-api is installed; spans go to ``tracer_provider``, default the global
+            one, a no-op until the app installs an SDK).
     """
 
     def __init__(
@@ -55,6 +59,8 @@ class Queue:
         max_payload_bytes: int = _defaults.MAX_PAYLOAD_BYTES,
         dead_letter_maxlen: int = _defaults.DEAD_LETTER_MAXLEN,
         store: Store | None = None,
+        tracing: bool = True,
+        tracer_provider: Any = None,
     ) -> None:
         self._owns_store = store is None
         if store is None:
@@ -74,6 +80,7 @@ class Queue:
         self._defaults = JobDefaults(name, self.idempotency_ttl_ms, max_payload_bytes)
         self._keys: dict[str, QueueKeys] = {}
         self._registered: set[str] = set()
+        self._tracing = _tracing.for_queue(tracing, tracer_provider)
         self.keys_for(name)
 
     @property
@@ -145,6 +152,14 @@ class Queue:
         if queue_name not in self._registered:
             await self._register(queue_name)
         keys = self.keys_for(queue_name)
+        tracing = self._tracing
+        if tracing is not None and tracing.active():
+            return await tracing.send(
+                queue_name, jobs, lambda traced: self._store_in_chunks(keys, traced)
+            )
+        return await self._store_in_chunks(keys, jobs)
+
+    async def _store_in_chunks(self, keys: QueueKeys, jobs: Sequence[NewJob]) -> list[Enqueued]:
         if len(jobs) <= ENQUEUE_CHUNK:
             return await self.store.enqueue(keys, jobs)
         stored: list[Enqueued] = []
@@ -164,13 +179,21 @@ class Queue:
         queue_name = options.get("_queue_name") or self.name
         compiled = compile_workflow(node, queue_name)
         await self._register(queue_name)
-        await self.store.start_workflow(
+        start = functools.partial(
+            self.store.start_workflow,
             self.keys_for(queue_name),
             compiled.id,
             compiled.kind,
             template(compiled.output),
             compiled.members(),
         )
+        tracing = self._tracing
+        if tracing is not None and tracing.active():
+            with tracing.sending(queue_name, f"workflow:{compiled.kind}") as (span, stored):
+                span.set_attribute("messaging.message.id", compiled.id)
+                await start(trace=stored)
+        else:
+            await start()
         return Job(self, compiled.id, queue_name)
 
     async def enqueue_job(self, function: str, /, *args: Any, **kwargs: Any) -> Job[Any]:

@@ -17,11 +17,11 @@ from ._backoff import retry_delay
 from ._context import Context
 from ._errors import JobTimeout, PayloadError, Retry, SerializationError, UnknownTaskError
 from ._finisher import Finisher
-from ._leftovers import CURRENT_JOB
-from ._running import ClaimedJob
+from ._running import CURRENT_TRY, ClaimedJob
 from ._settings import WorkerSettings
 from ._store import FailOutcome, Store
 from ._task import Task
+from ._tracing import Tracing
 
 if TYPE_CHECKING:
     from ._queue import Queue
@@ -125,6 +125,7 @@ class Runner:
         state: dict[str, Any],
         hooks: Hooks,
         metrics: Any = None,
+        tracing: Tracing | None = None,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -134,6 +135,7 @@ class Runner:
         self.state = state
         self.hooks = hooks
         self.metrics = metrics
+        self.tracing = tracing
         self._report_errors: set[str] = set()  # kinds of report failure logged in full once
 
     def context(self, job: ClaimedJob, max_tries: int) -> Context:
@@ -174,7 +176,15 @@ class Runner:
 
     async def run(self, job: ClaimedJob) -> None:
         """Run ``job`` to an outcome and report it; never raises for the task's own errors."""
-        CURRENT_JOB.set(f"{job.task_name} (job {job.id})")  # this task's own context
+        # In this try's own task: its log records, and tasks it starts, know the job.
+        CURRENT_TRY.set(job)
+        tracing = self.tracing
+        if tracing is not None and tracing.active():
+            await tracing.process(job, self._run)
+        else:
+            await self._run(job)
+
+    async def _run(self, job: ClaimedJob) -> Context:
         task = self.registry.get(job.task_name)
         max_tries = effective_max_tries(job.max_tries, task, self.settings.max_tries)
         started = time.monotonic()
@@ -187,7 +197,7 @@ class Runner:
             )
             await self._report_failure(job, ctx, error, PERMANENT, started)
             await self.hooks.call("on_job_end", ctx)
-            return
+            return ctx
         try:
             if len(job.payload) > self.settings.max_payload_bytes:
                 raise ValueError(
@@ -200,7 +210,7 @@ class Runner:
             error = PayloadError(f"cannot decode the job's arguments: {exc}")
             await self._report_failure(job, ctx, error, PERMANENT, started)
             await self.hooks.call("on_job_end", ctx)
-            return
+            return ctx
         timeout = (
             job.timeout_ms / 1000 if job.timeout_ms else (task.timeout or self.settings.job_timeout)
         )
@@ -233,6 +243,7 @@ class Runner:
             job.running = False
             await self._report_success(job, ctx, result, started)
         await self.hooks.call("on_job_end", ctx)
+        return ctx
 
     async def _report_success(
         self, job: ClaimedJob, ctx: Context, result: Any, started: float

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ class ClaimedJob:
     enqueued_ms: int
     token: str
     claimed_ms: int = 0  # Redis clock at the claim: queue wait = claimed_ms - enqueued_ms
+    trace: bytes = b""  # the trace context stored at enqueue (b"" = none)
     running: bool = True  # False once the task body ended and the outcome is being reported
     stop_reason: str | None = None  # why the worker cancelled it: cancelled / lease_lost / shutdown
     task: asyncio.Task[None] | None = None
@@ -43,7 +45,15 @@ class ClaimedJob:
             enqueued_ms=record.enqueued_ms,
             token=f"{worker}:{record.attempt}",
             claimed_ms=now_ms,
+            trace=record.trace,
         )
+
+
+#: The try the current asyncio task runs (set by the runner in the try's own task), so that
+#: log records emitted while it runs can carry its job id, task, queue and attempt.
+CURRENT_TRY: contextvars.ContextVar[ClaimedJob | None] = contextvars.ContextVar(
+    "asyncjobs_current_try", default=None
+)
 
 
 class RunningJobs:

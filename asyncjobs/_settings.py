@@ -6,7 +6,7 @@ import difflib
 import inspect
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -77,6 +77,12 @@ class WorkerSettings(BaseModel):
     metrics_port: int | None = Field(None, ge=0, le=65535)
     metrics_host: str = "127.0.0.1"
     log_successes: bool = True
+    #: OpenTelemetry (needs opentelemetry-api): a ``process <queue>`` span per try, linked to
+    #: the span that enqueued the job, or its child with ``trace_parent="child"``.
+    tracing: bool = True
+    trace_parent: Literal["link", "child"] = "link"
+    #: Where the spans go: the global tracer provider unless set.
+    tracer_provider: Any = None
 
     @field_validator("functions")
     @classmethod

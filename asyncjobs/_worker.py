@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 import os
 import signal
 import socket
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from ._cancels import CancelListener
@@ -32,6 +33,7 @@ from ._settings import WorkerSettings
 from ._store import Connection, DeadLettered, QueueKeys, Store
 from ._supervise import OutageLog, Supervisor
 from ._task import Task
+from ._tracing import for_worker, suppressed, suppressed_context
 
 log = logging.getLogger("asyncjobs.worker")
 
@@ -86,6 +88,8 @@ class Worker:
             name=s.queues[0],
             prefix=s.prefix,
             max_payload_bytes=s.max_payload_bytes,
+            tracing=s.tracing,
+            tracer_provider=s.tracer_provider,
         )
         self.state["queue"] = queue
         self.state["worker_id"] = self.id
@@ -110,20 +114,24 @@ class Worker:
         )
         cancels = CancelListener(connection, self.keys, self.running)
         try:
-            await connection.check()
-            await store.preload()
-            await store.register_queues(s.prefix, s.queues)
-            if s.metrics_port is not None:
-                from .metrics import WorkerMetrics
+            with suppressed():  # the worker's own Redis calls never show in the app's traces
+                await connection.check()
+                await store.preload()
+                await store.register_queues(s.prefix, s.queues)
+                if s.metrics_port is not None:
+                    from .metrics import WorkerMetrics
 
-                self.metrics = WorkerMetrics()
-                self.metrics.serve(s.metrics_port, s.metrics_host)
-                parts.append(("metrics", self._metrics_step(store, keeper.interval)))
-            await self._warn_if_evicting(store)
-            await keeper.tick()
+                    self.metrics = WorkerMetrics()
+                    self.metrics.serve(s.metrics_port, s.metrics_host)
+                    parts.append(("metrics", self._metrics_step(store, keeper.interval)))
+                await self._warn_if_evicting(store)
+                await keeper.tick()
             if s.on_startup is not None:
                 await s.on_startup(self.state)
             started = True
+            # Tries run in the app's context as on_startup left it; the loops, suppressed.
+            quiet = suppressed_context()  # None without opentelemetry-api: nothing to suppress
+            jobs_context = contextvars.copy_context() if quiet is not None else None
             runner = Runner(
                 settings=s,
                 registry=self.registry,
@@ -133,6 +141,7 @@ class Worker:
                 state=self.state,
                 hooks=hooks,
                 metrics=self.metrics,
+                tracing=for_worker(s.tracing, s.tracer_provider, self.id, s.trace_parent),
             )
             cron = CronScheduler(
                 store=store,
@@ -150,7 +159,8 @@ class Worker:
                 s.concurrency,
                 " (burst)" if burst else "",
             )
-            await supervisor.run(CronScheduler.PART, _once(cron.start))
+            with suppressed():
+                await supervisor.run(CronScheduler.PART, _once(cron.start))
             parts += [
                 (Finisher.PART, finisher.flush),
                 (LeaseKeeper.PART, keeper.step),
@@ -159,7 +169,7 @@ class Worker:
             if s.cron_jobs:
                 parts.append((CronScheduler.PART, cron.step))
             background = [
-                asyncio.create_task(supervisor.run(name, step), name=f"asyncjobs-{name}")
+                _spawn(quiet, supervisor.run(name, step), f"asyncjobs-{name}")
                 for name, step in parts
             ]
             claimer = Claimer(
@@ -169,13 +179,11 @@ class Worker:
                 worker_id=self.id,
                 concurrency=s.concurrency,
                 lease_seconds=s.lease_seconds,
-                start=lambda job: self.running.start(job, runner.run_or_leave),
+                start=self._starter(runner, jobs_context),
                 stopping=self._stopping,
                 burst=burst,
             )
-            claims = asyncio.create_task(
-                supervisor.run(Claimer.PART, claimer.step), name="asyncjobs-claims"
-            )
+            claims = _spawn(quiet, supervisor.run(Claimer.PART, claimer.step), "asyncjobs-claims")
             stop = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({claims, stop, *background}, return_when=asyncio.FIRST_COMPLETED)
             stop.cancel()
@@ -196,7 +204,7 @@ class Worker:
             for sig in installed:
                 asyncio.get_running_loop().remove_signal_handler(sig)
             try:
-                with contextlib.suppress(Exception):
+                with contextlib.suppress(Exception), suppressed():
                     await keeper.leave()
                 if started and s.on_shutdown is not None:
                     await s.on_shutdown(self.state)
@@ -206,6 +214,15 @@ class Worker:
                 await connection.close()
             self._stopping.clear()  # a stop() before run() counts; after it, run() may start again
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
+
+    def _starter(
+        self, runner: Runner, context: contextvars.Context | None
+    ) -> Callable[[ClaimedJob], None]:
+        """How the claim loop starts a try: in its own task, made from ``context`` when given
+        (the claim loop's own context suppresses instrumentation; a task's calls must not be)."""
+        if context is None:
+            return lambda job: self.running.start(job, runner.run_or_leave)
+        return lambda job: context.run(self.running.start, job, runner.run_or_leave)
 
     def _limits(self) -> list[tuple[str, int, int, int]]:
         """Each task's concurrency and rate limits and tries, for the claim and recover scripts."""
@@ -309,6 +326,15 @@ class Worker:
                     policy,
                 )
                 return
+
+
+def _spawn(
+    context: contextvars.Context | None, coro: Coroutine[Any, Any, None], name: str
+) -> asyncio.Task[None]:
+    """A task for one of the worker's loops, made from ``context`` when given."""
+    if context is None:
+        return asyncio.create_task(coro, name=name)
+    return context.run(asyncio.create_task, coro, name=name)
 
 
 def _once(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[bool]]:

@@ -19,6 +19,7 @@ from ._leftovers import end_leftover_tasks, install_task_origins
 from ._queue import Queue
 from ._settings import WorkerSettings
 from ._worker import Worker
+from .log import FORMATS, configure_logging
 
 DEFAULT_REDIS_URL = _defaults.REDIS_URL
 DEFAULT_PREFIX = _defaults.PREFIX
@@ -116,6 +117,9 @@ def worker(
     queue: list[str] | None = typer.Option(None, "--queue", "-q", help="Repeat for several."),
     redis_url: str | None = RedisUrlOption,
     log_level: str = typer.Option("INFO", "--log-level"),
+    log_format: str = typer.Option(
+        "text", "--log-format", help="text, or json: one JSON object per line (job and trace ids)."
+    ),
     metrics_port: int | None = typer.Option(
         None, "--metrics-port", help="Serve Prometheus metrics on this port (needs the extra)."
     ),
@@ -131,9 +135,14 @@ def worker(
 
     Example: asyncjobs worker myapp.tasks:settings --concurrency 50 --queue high --queue default
     """
-    logging.basicConfig(
-        level=log_level.upper(), format="%(asctime)s %(levelname)-7s %(name)s: %(message)s"
-    )
+    if log_format not in FORMATS:
+        typer.secho(
+            f"error: --log-format takes text or json, not {log_format!r}",
+            fg=typer.colors.RED,
+            err=True,
+        )
+        raise typer.Exit(2)
+    configure_logging(log_level, log_format)
     try:
         settings = WorkerSettings.coerce(import_settings(settings_path))
     except ConfigurationError as exc:

@@ -34,6 +34,7 @@ from ._queue import Queue
 from ._settings import WorkerSettings
 from ._store import redact
 from ._worker import Worker
+from .log import show_under_uvicorn
 
 __all__ = ["JobView", "asyncjobs_lifespan", "get_queue", "jobs_router"]
 
@@ -255,7 +256,11 @@ async def asyncjobs_lifespan(
             ends, then stops gracefully (running jobs finish within ``shutdown_grace``). Settings
             it leaves unset take the Queue's URL, queue name and prefix.
         **queue_options: more ``Queue`` options (``prefix``, ``keep_result``, ...).
+
+    Under uvicorn, asyncjobs' log records get a handler like uvicorn's own (unless the app
+    configured logging), so the worker's INFO lines show up beside uvicorn's.
     """
+    show_under_uvicorn()
     async with Queue(url, name=queue_name, **queue_options) as queue:
         worker: Worker | None = None
         running: asyncio.Task[None] | None = None

@@ -87,7 +87,11 @@ class _LoopThread:
             raise
 
     def call(self, make: Callable[[], Coroutine[Any, Any, T]]) -> T:
-        """Run ``make()`` on the loop and block for its outcome (cancelled if interrupted)."""
+        """Run ``make()`` on the loop and block for its outcome (cancelled if interrupted).
+
+        It runs in a copy of the caller's context (call_soon_threadsafe copies it), so the span
+        of the view that enqueues is the parent of the enqueue's ``send`` span.
+        """
         coro = make()
         try:
             future = asyncio.run_coroutine_threadsafe(coro, self.loop)
@@ -131,6 +135,8 @@ class Queue:
         prefix: str = _defaults.PREFIX,
         keep_result: float = _defaults.KEEP_RESULT,
         idempotency_ttl: float = _defaults.IDEMPOTENCY_TTL,
+        tracing: bool = True,
+        tracer_provider: Any = None,
     ) -> None:
         self.url = url or os.environ.get("ASYNCJOBS_REDIS_URL")
         self.name = name
@@ -139,6 +145,8 @@ class Queue:
             "prefix": prefix,
             "keep_result": keep_result,
             "idempotency_ttl": idempotency_ttl,
+            "tracing": tracing,
+            "tracer_provider": tracer_provider,
         }
         self._lock = threading.Lock()
         self._runner: _LoopThread | None = None

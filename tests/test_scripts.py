@@ -352,3 +352,50 @@ async def test_a_job_blamed_for_a_death_comes_back_as_a_suspect(
     assert await r.hget(k.job("pill"), "stalls") == b"1"
     claim = await store.claim(k, "w1", 5, 60_000, True)
     assert claim.suspect == "pill" and ids(claim) == ["pill", "x"]
+
+
+TRACE = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}'
+
+
+async def test_a_trace_context_stays_with_its_job_through_retry_dead_letter_and_replay(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("j")._replace(trace=TRACE), new("plain")])
+    assert await r.hget(k.job("j"), "trace") == TRACE.encode()
+    assert not await r.hexists(k.job("plain"), "trace"), "no context: no field at all"
+    claim = await store.claim(k, "w1", 2, 5000, True)
+    assert {job.id: job.trace for job in claim.jobs} == {"j": TRACE.encode(), "plain": b""}
+    assert await _fail(store, k, "w1:1", 0, 3) is FailOutcome.RETRY
+    [again] = (await store.claim(k, "w1", 1, 5000, True)).jobs
+    assert (again.id, again.attempt, again.trace) == ("j", 2, TRACE.encode())
+    assert await _fail(store, k, "w1:2", -1, 3) is FailOutcome.DEAD_LETTERED
+    await store.fail(
+        k, "plain", "w1:1", retry_delay_ms=-1, max_tries=1, error_type="E", error_message="m",
+        traceback="",
+    )  # fmt: skip
+    letters = {fields[b"id"]: fields for _, fields in await r.xrange(k.dead_letters)}
+    assert letters[b"j"][b"trace"] == TRACE.encode()
+    assert b"trace" not in letters[b"plain"]
+    for job_id in ("j", "plain"):
+        entry = await store.find_dead_letter(k, job_id)
+        assert entry is not None and await store.replay(k, entry, job_id) == job_id
+    assert await r.hget(k.job("j"), "trace") == TRACE.encode()
+    assert not await r.hexists(k.job("plain"), "trace")
+    replayed = {job.id: job.trace for job in (await store.claim(k, "w1", 2, 5000, True)).jobs}
+    assert replayed == {"j": TRACE.encode(), "plain": b""}
+
+
+async def test_every_member_of_a_workflow_carries_its_trace_context(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    first = WorkflowMember("t", b"[[1", b"],{}]", b"", 0, "1", 0, 0, 0, 0)
+    second = WorkflowMember("t", b"[[", b"],{}]", b"[0]", 1, "", 0, 0, 0, 0)
+    assert await store.start_workflow(k, "wf", "chain", b"[1]", [first, second], trace=TRACE)
+    [head] = (await store.claim(k, "w1", 5, 5000, True)).jobs
+    assert (head.id, head.trace) == ("wf.0", TRACE.encode())
+    await store.complete(k, [("wf.0", "w1:1", b"2")])
+    [step] = (await store.claim(k, "w1", 5, 5000, True)).jobs
+    assert (step.id, step.trace) == ("wf.1", TRACE.encode()), "started by the first's ack"
+    assert await store.start_workflow(k, "wf2", "chain", b"[0]", [first])
+    [plain] = (await store.claim(k, "w1", 5, 5000, True)).jobs
+    assert plain.trace == b"" and not await r.hexists(k.job("wf2.0"), "trace")

@@ -27,6 +27,7 @@ class NewJob(NamedTuple):
     idempotency_key: str = ""
     idempotency_ttl_ms: int = 1
     concurrency_key: str = ""
+    trace: str = ""  # the producer's trace context (JSON of its propagation headers); '' = none
 
 
 class WorkflowMember(NamedTuple):
@@ -71,6 +72,7 @@ class ClaimedRecord:
     max_tries: int
     timeout_ms: int
     enqueued_ms: int
+    trace: bytes = b""  # the trace context stored at enqueue (b"" = none)
 
 
 @dataclass(slots=True)

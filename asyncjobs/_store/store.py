@@ -34,7 +34,7 @@ from .scripts import Script, load_scripts
 T = TypeVar("T")
 
 #: A claim reply carries this many values per claimed job (see claim.lua).
-_CLAIMED_WIDTH = 7
+_CLAIMED_WIDTH = 8
 
 
 def _text(value: bytes | str) -> str:
@@ -164,14 +164,17 @@ class Store:
         kind: str,
         result_template: bytes,
         members: Sequence[WorkflowMember],
+        trace: str = "",
     ) -> bool:
-        """Store a compiled workflow and enqueue its first members; False if the id exists."""
+        """Store a compiled workflow and enqueue its first members; False if the id exists.
+        ``trace`` (a trace context, '' = none) is carried by every member."""
         reply = await self._script(
             "workflow_start",
             keys,
             id=workflow_id,
             kind=kind,
             result_template=result_template,
+            trace=trace,
             each=members,
         )
         return bool(reply)
@@ -223,6 +226,7 @@ class Store:
                     max_tries=int(reply[i + 4]),
                     timeout_ms=int(reply[i + 5]),
                     enqueued_ms=int(reply[i + 6]),
+                    trace=reply[i + 7],
                 )
             )
         return claim

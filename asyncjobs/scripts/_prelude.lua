@@ -91,9 +91,11 @@ end
 --   id, task, payload, priority, max_tries (0 = the worker's default), timeout_ms (0 = default),
 --   delay_ms, defer_until_ms (absolute, 0 = none), expires_ms (relative to now, 0 = never),
 --   idempotency_key ('' = none), idempotency_ttl_ms, concurrency_key ('' = none; groups jobs of
---   a task that has max_concurrency)
+--   a task that has max_concurrency), trace ('' = none: the producer's trace context, as the
+--   JSON of its propagation headers; kept through retries, dead letters and replays)
 local JOB_FIELDS = {'id', 'task', 'payload', 'priority', 'max_tries', 'timeout_ms', 'delay_ms',
-  'defer_until_ms', 'expires_ms', 'idempotency_key', 'idempotency_ttl_ms', 'concurrency_key'}
+  'defer_until_ms', 'expires_ms', 'idempotency_key', 'idempotency_ttl_ms', 'concurrency_key',
+  'trace'}
 
 -- Creates one job from the JOB_FIELDS starting at ARGV[b], unless a job with that id, or the
 -- idempotency key, exists. Returns the job id and 1 if it existed.
@@ -102,7 +104,7 @@ local function create_job(b)
   local priority, max_tries, timeout = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local delay, defer_until = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
   local expires, idem_key, idem_ttl = tonumber(ARGV[b + 8]), ARGV[b + 9], tonumber(ARGV[b + 10])
-  local concurrency_key = ARGV[b + 11]
+  local concurrency_key, trace = ARGV[b + 11], ARGV[b + 12]
   if idem_key ~= '' then
     local existing = rcall('GET', P.idem .. idem_key)
     if existing then return existing, 1 end
@@ -114,6 +116,7 @@ local function create_job(b)
     'max_tries', max_tries, 'timeout', timeout, 'attempts', 0, 'enqueued_at', NOW)
   if expires > 0 then rcall('HSET', job_key, 'expires_at', NOW + expires) end
   if concurrency_key ~= '' then rcall('HSET', job_key, 'concurrency_key', concurrency_key) end
+  if trace ~= '' then rcall('HSET', job_key, 'trace', trace) end
   if idem_key ~= '' then
     rcall('HSET', job_key, 'idempotency_key', idem_key)
     rcall('SET', P.idem .. idem_key, id, 'PX', idem_ttl)
@@ -162,15 +165,21 @@ local function finish_job(job_key, id, status, keep_ms)
   publish(id, status)
 end
 
--- Copies a failed job, with its error, onto the capped dead-letter stream.
+-- Copies a failed job, with its error (and its trace context, if it has one), onto the capped
+-- dead-letter stream.
 local function dead_letter(job_key, id)
   local f = rcall('HMGET', job_key, 'task', 'payload', 'priority', 'max_tries', 'timeout',
-    'attempts', 'enqueued_at', 'error_type', 'error_message', 'traceback', 'concurrency_key')
-  rcall('XADD', K.dlq, 'MAXLEN', '~', DEAD_LETTER_CAP, '*',
-    'id', id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
+    'attempts', 'enqueued_at', 'error_type', 'error_message', 'traceback', 'concurrency_key',
+    'trace')
+  local entry = {'id', id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
     'max_tries', f[4] or '0', 'timeout', f[5] or '0', 'attempts', f[6] or '0',
     'enqueued_at', f[7] or '0', 'failed_at', NOW, 'error_type', f[8] or '',
-    'error_message', f[9] or '', 'traceback', f[10] or '', 'concurrency_key', f[11] or '')
+    'error_message', f[9] or '', 'traceback', f[10] or '', 'concurrency_key', f[11] or ''}
+  if f[12] then
+    entry[#entry + 1] = 'trace'
+    entry[#entry + 1] = f[12]
+  end
+  rcall('XADD', K.dlq, 'MAXLEN', '~', DEAD_LETTER_CAP, '*', unpack(entry))
 end
 
 local function set_error(job_key, error_type, error_message, traceback)
@@ -182,8 +191,9 @@ end
 -- tpl:i (input template: JSON list of literal JSON strings and member indexes), wait:i (results
 -- still awaited), next:i (members waiting for i), opt:i (priority,max_tries,timeout_ms), tol:i
 -- (1 = its failure is tolerated), r:i (its result); and id, job_key, total, done, status,
--- result_tpl, keep. Members are jobs `<id>.<i>` in the same queue, carrying `workflow` (the
--- workflow hash key) and `node` (i). The workflow itself is the job `<id>`.
+-- result_tpl, keep, and trace (the trace context every member carries, if any). Members are
+-- jobs `<id>.<i>` in the same queue, carrying `workflow` (the workflow hash key) and `node` (i).
+-- The workflow itself is the job `<id>`.
 
 -- Concatenates literal JSON segments and stored member results into one JSON text.
 local function wf_build(wf_key, tpl)
@@ -200,7 +210,7 @@ end
 
 local function wf_start_member(wf_key, i)
   local f = rcall('HMGET', wf_key, 'id', 'task:' .. i, 'head:' .. i, 'tail:' .. i, 'tpl:' .. i,
-    'opt:' .. i)
+    'opt:' .. i, 'trace')
   local id = f[1] .. '.' .. i
   local job_key = P.job .. id
   if rcall('EXISTS', job_key) == 1 then return end
@@ -211,6 +221,7 @@ local function wf_start_member(wf_key, i)
   rcall('HSET', job_key, 'task', f[2], 'payload', payload, 'priority', o[1], 'max_tries', o[2],
     'timeout', o[3], 'attempts', 0, 'enqueued_at', NOW, 'status', 'queued',
     'workflow', wf_key, 'node', i)
+  if f[7] then rcall('HSET', job_key, 'trace', f[7]) end
   push_ready(job_key, id)
 end
 

@@ -1,0 +1,264 @@
+"""Logs: job and trace fields on the records of a try, `--log-format json`, logs under uvicorn,
+and the outage lines docs/observability.md promises."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from typer.testing import CliRunner
+
+from asyncjobs import Context, Queue, Worker, WorkerSettings, task
+from asyncjobs._supervise import REMINDERS_AT_MINUTES
+from asyncjobs.cli import app as cli_app
+from asyncjobs.log import JobContextFilter, JsonFormatter
+
+from . import otel_tasks
+from .chaos.helpers import ROOT, WorkerProcess, wait_until
+from .redis_server import RedisServer
+
+task_log = logging.getLogger("tests.test_logs")
+
+
+@task(max_tries=2, backoff=0)
+async def chatty(ctx: Context) -> int:
+    task_log.info("working on try %d", ctx.attempt)
+    if ctx.attempt == 1:
+        raise ConnectionError("not yet")
+    return ctx.attempt
+
+
+@pytest.fixture
+def json_lines() -> Iterator[io.StringIO]:
+    """Every record reaching the root logger, as asyncjobs' JSON lines, while the test runs."""
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.addFilter(JobContextFilter())
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield out
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+
+
+def parsed(text: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+async def test_records_of_a_try_carry_its_job_and_span(
+    redis_url: str, queue_name: str, json_lines: io.StringIO
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    async with Queue(redis_url, name=queue_name, tracer_provider=provider) as queue:
+        job = await queue.enqueue(chatty)
+        settings = WorkerSettings(
+            redis_url=redis_url, functions=[chatty], queues=[queue_name], tracer_provider=provider
+        )
+        await asyncio.wait_for(Worker(settings).run(burst=True, handle_signals=False), 30)
+        assert await job.result(timeout=5) == 2
+    tries = {
+        span.attributes["asyncjobs.attempt"]: span.context  # type: ignore[index]
+        for span in exporter.get_finished_spans()
+        if span.name.startswith("process")
+    }
+    records = parsed(json_lines.getvalue())
+    by_task = [r for r in records if r["logger"] == "tests.test_logs"]
+    assert [r["message"] for r in by_task] == ["working on try 1", "working on try 2"]
+    for record in by_task:
+        span = tries[record["attempt"]]
+        assert record["job_id"] == job.id and record["task"] == "chatty"
+        assert record["queue"] == queue_name
+        assert record["trace_id"] == format(span.trace_id, "032x")  # type: ignore[union-attr]
+        assert record["span_id"] == format(span.span_id, "016x")  # type: ignore[union-attr]
+    outcomes = [r for r in records if r["logger"] == "asyncjobs.worker" and "outcome" in r]
+    assert [(r["outcome"], r["attempt"]) for r in outcomes] == [("retry", 1), ("succeeded", 2)]
+    assert all(isinstance(r["duration"], float) and r["trace_id"] for r in outcomes)
+    assert not any("job_id" in r for r in records if "serving" in r["message"]), "outside a try"
+
+
+@pytest.mark.slow
+async def test_worker_log_format_json_is_one_object_per_line(
+    redis_url: str, queue_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    spans = tmp_path / "spans.jsonl"
+    monkeypatch.setenv("ASYNCJOBS_TEST_SPANS", str(spans))
+    async with Queue(redis_url, name=queue_name) as queue:
+        job = await queue.enqueue(otel_tasks.flaky, 1)
+        worker = WorkerProcess(
+            redis_url,
+            queue_name,
+            tmp_path / "worker.log",
+            "tests.otel_worker:settings",
+            ("--log-format", "json", "--log-level", "INFO", "--burst"),
+        ).start()
+        assert worker.proc is not None
+        assert await asyncio.to_thread(worker.proc.wait, 60) == 0, worker.log_text()
+        assert await job.result(timeout=5) == 2
+    records = parsed(worker.log_text())  # fails here if any line is not one JSON object
+    assert {r["level"] for r in records} <= {"INFO", "WARNING"}
+    ours = [r for r in records if r.get("job_id") == job.id]
+    mine = [r for r in ours if r["logger"] == "tests.otel_tasks"]
+    ends = [r for r in ours if "outcome" in r]
+    assert [(r["outcome"], r["attempt"], r["task"], r["queue"]) for r in ends] == [
+        ("retry", 1, "flaky", queue_name),
+        ("succeeded", 2, "flaky", queue_name),
+    ]
+    assert all(r["duration"] >= 0 for r in ends)
+    process = [json.loads(line) for line in spans.read_text().splitlines()]
+    trace_ids = [s["context"]["trace_id"].removeprefix("0x") for s in process]
+    assert [r["trace_id"] for r in mine] == trace_ids, "each try's records name its trace"
+    assert [r["message"] for r in mine] == ["flaky try 1 starts", "flaky try 2 starts"]
+
+
+def test_a_bad_log_format_is_one_clear_line() -> None:
+    result = CliRunner().invoke(cli_app, ["worker", "x:settings", "--log-format", "xml"])
+    assert result.exit_code == 2
+    assert "--log-format takes text or json, not 'xml'" in result.output
+
+
+@pytest.mark.slow
+def test_the_worker_in_an_app_logs_under_uvicorn(tmp_path: Path) -> None:
+    """uvicorn configures only its own loggers: asyncjobs' INFO lines used to vanish there."""
+    from .redis_server import free_port
+
+    port = free_port()
+    log = tmp_path / "uvicorn.log"
+    env = {**os.environ, "ASYNCJOBS_REDIS_URL": "memory://uvicorn-test"}
+    args = [sys.executable, "-m", "uvicorn", "examples.fastapi_app:app", "--port", str(port)]
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
+    try:
+
+        async def serving() -> bool:
+            return "Uvicorn running" in log.read_text()
+
+        asyncio.run(wait_until(serving, 30, "uvicorn to start"))
+        reply = httpx.post(f"http://127.0.0.1:{port}/reports", json={"title": "Q3", "pages": 1})
+        job_id = reply.json()["job_id"]
+
+        async def logged() -> bool:
+            return f"job {job_id} reports.build try 1 succeeded" in log.read_text()
+
+        asyncio.run(wait_until(logged, 30, "the job's INFO line in uvicorn's output"))
+    finally:
+        os.kill(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+    text = log.read_text()
+    assert re.search(r"INFO: +asyncjobs\.worker: worker \S+ serving default", text), text
+
+
+async def test_docs_say_what_the_worker_logs_in_an_outage(tmp_path: Path) -> None:
+    """One WARNING when Redis is lost, one INFO when it is back, reminders in between: the
+    worker does it (a real redis-server stopped and started) and the guide says it."""
+    server = RedisServer().start()
+    records: list[logging.LogRecord] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    keep = Keep(logging.INFO)
+    worker_log = logging.getLogger("asyncjobs.worker")
+    level = worker_log.level
+    worker_log.addHandler(keep)
+    worker_log.setLevel(logging.INFO)
+    settings = WorkerSettings(
+        redis_url=server.url, functions=[otel_tasks.add], queues=["outage"], lease_seconds=0.6
+    )
+    worker = Worker(settings)
+    running = asyncio.create_task(worker.run(handle_signals=False))
+    try:
+
+        async def started() -> bool:
+            return any("serving" in r.getMessage() for r in records)
+
+        await wait_until(started, 20, "the worker to start")
+        await asyncio.to_thread(server.stop)
+
+        async def lost() -> bool:
+            return any(r.getMessage().startswith("lost Redis") for r in records)
+
+        await wait_until(lost, 20, "the outage line")
+        await asyncio.sleep(2.0)  # outage seconds: retries, each unlogged
+        await asyncio.to_thread(server.start)
+        async with Queue(server.url, name="outage") as queue:  # wakes the idle claim loop
+            await queue.job((await queue.enqueue(otel_tasks.add, 1, 1)).id).result(timeout=30)
+
+        async def back() -> bool:
+            return any(r.getMessage().startswith("Redis is back after") for r in records)
+
+        await wait_until(back, 30, "the line saying Redis is back")
+    finally:
+        worker.stop()
+        await asyncio.wait_for(running, 30)
+        worker_log.removeHandler(keep)
+        worker_log.setLevel(level)
+        server.cleanup()
+    outage = [r for r in records if "Redis" in r.getMessage() and "worker" not in r.getMessage()]
+    assert [(r.levelname, r.getMessage().split(" (")[0].split(" after")[0]) for r in outage] == [
+        ("WARNING", "lost Redis"),
+        ("INFO", "Redis is back"),
+    ], [r.getMessage() for r in outage]
+
+    guide = " ".join((ROOT / "docs" / "observability.md").read_text().split())
+    assert "`lost Redis (noticed by <part>): <error>; retrying with backoff`" in guide
+    assert "`Redis is back after <N>s`" in guide
+    assert "`Redis still lost after <N> min (<part>): <error>`" in guide
+    minutes = ", ".join(str(m) for m in REMINDERS_AT_MINUTES[:-1])
+    assert f"after {minutes} and {REMINDERS_AT_MINUTES[-1]} minutes, then every hour" in guide
+    assert "logged once" not in guide
+
+
+def test_without_opentelemetry_nothing_changes(tmp_path: Path) -> None:
+    """The package without the otel extra: enqueue, run, JSON logs; no import error."""
+    script = """
+import asyncio, logging, sys
+sys.modules["opentelemetry"] = None  # import opentelemetry -> ImportError
+from asyncjobs import Queue, Worker, WorkerSettings, _tracing, task
+from asyncjobs.log import configure_logging
+configure_logging("INFO", "json")
+
+@task
+async def double(ctx, n):
+    logging.getLogger("t").info("doubling")
+    return 2 * n
+
+async def main():
+    async with Queue("memory://no-otel") as queue:
+        job = await queue.enqueue(double, 21)
+        await Worker(WorkerSettings(redis_url="memory://no-otel", functions=[double])).run(
+            burst=True, handle_signals=False)
+        print(_tracing.AVAILABLE, await job.result(timeout=5))
+
+asyncio.run(main())
+"""
+    done = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["False", "42"]
+    records = parsed(done.stderr)
+    [doubling] = [r for r in records if r["message"] == "doubling"]
+    assert doubling["task"] == "double" and "trace_id" not in doubling
