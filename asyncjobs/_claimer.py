@@ -49,6 +49,7 @@ class Claimer:
         self.burst = burst
         self._suspect: ClaimedJob | None = None  # the one suspect this worker carries
         self._prefetched: Claim | None = None  # the first queue's claim, run behind a wake-up
+        self._wait_next: tuple[int, QueueKeys, int] | None = None  # the wait the next step does
         self._pokes: set[asyncio.Task[Any]] = set()
 
     def _carries_suspect(self) -> bool:
@@ -57,6 +58,8 @@ class Claimer:
 
     async def step(self) -> bool:
         """Claim what fits, or wait for a slot or for work; True once the loop is done."""
+        if self._wait_next is not None and not self.stopping.is_set():
+            return await self._wait()
         if self.stopping.is_set() and self._prefetched is None:
             # run() cancels us on stop, but on Python < 3.12 a cancellation that lands as an
             # awaited reply arrives can be swallowed (wait_for); this makes sure no job is
@@ -98,6 +101,14 @@ class Claimer:
             return False
         if self.stopping.is_set():
             return True  # (see the top)
+        # The wait is a step of its own: the claims above went through, so an outage that
+        # just ended is over (and said so) now, not when the wait returns, up to 30 s later.
+        self._wait_next = (next_due_ms, due_queue, free)
+        return False
+
+    async def _wait(self) -> bool:
+        next_due_ms, due_queue, free = self._wait_next or (-1, self.queues[0], 1)
+        self._wait_next = None
         # Let the jobs just claimed start first (the wake flag waits for us in Redis).
         await asyncio.sleep(0)
         self._prefetched = await self._block_until_woken(next_due_ms, due_queue, free)
