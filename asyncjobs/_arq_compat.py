@@ -134,9 +134,9 @@ class Function(Task[Any, Any]):
         return args, kwargs
 
 
-#: Where ``enqueue_job(..., _job_try=n)`` keeps ``n`` in the payload (an arq function takes it
-#: out before calling the coroutine).
-JOB_TRY_KEY = "__arq_job_try__"
+#: Where ``enqueue_job(..., _job_try=n)`` keeps ``n`` in the payload's keyword arguments (an arq
+#: function takes it out before calling the coroutine); no parameter can have this name.
+JOB_TRY_KEY = "arq:job_try"
 
 
 class JobExecutionFailed(RuntimeError):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import glob
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -196,9 +196,13 @@ class ArqRedis(Redis):
 
     async def all_job_results(self) -> list[JobResult]:
         """Every finished job whose record is still kept, in every queue, oldest first."""
+        return await self.job_results(await self.queue.store.queue_names(self.queue.prefix))
+
+    async def job_results(self, queue_names: Sequence[str]) -> list[JobResult]:
+        """Every finished job still kept in these queues, oldest first."""
         queue = self.queue
         results: list[JobResult] = []
-        for name in await queue.store.queue_names(queue.prefix):
+        for name in queue_names:
             prefix = queue.keys_for(name).job_prefix
             async for key in self.scan_iter(match=glob.escape(prefix) + "*", count=1000):
                 job_id = key.decode()[len(prefix) :]

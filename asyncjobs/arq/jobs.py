@@ -164,7 +164,9 @@ class Job:
             return await handle.result(timeout)
         except TimeoutError:
             raise asyncio.TimeoutError() from None
-        except (JobFailed, JobCancelled) as exc:
+        except JobFailed:
+            raise failure(await handle.info(), self._queue_name) from None
+        except JobCancelled as exc:
             raise failure(exc, self._queue_name) from None
         except _ResultNotFound:
             raise ResultNotFound(

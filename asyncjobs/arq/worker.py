@@ -259,7 +259,8 @@ class Worker:
         if self.jobs_failed:
             pool = self._pool or await create_pool(self.settings.redis_url)
             try:
-                failed = [r for r in await pool.all_job_results() if not r.success]
+                results = await pool.job_results(self.settings.queues)
+                failed = [r for r in results if not r.success]
             finally:
                 if pool is not self._pool:
                     await pool.aclose()
