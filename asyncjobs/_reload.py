@@ -1,4 +1,5 @@
-"""Development reload: run the worker in a child process and restart it when code changes.
+"""Development reload: run the worker in a child process and restart it when code changes
+(``.py`` files; the folders .git, .venv, __pycache__... are skipped).
 
 watchfiles (a maintained, Rust-backed watcher) does the watching and the restarting; we pick
 the command and say what changed. The child gets SIGINT, so running jobs are cancelled and
@@ -22,7 +23,7 @@ log = logging.getLogger("asyncjobs.reload")
 def run_reloading(paths: Sequence[str], command: Sequence[str], *, grace: int = 5) -> int:
     """Run ``command`` until interrupted, restarting it on each change under ``paths``."""
     try:
-        from watchfiles import DefaultFilter, run_process
+        from watchfiles import PythonFilter, run_process
     except ImportError:
         raise ConfigurationError(
             "--reload and --watch need watchfiles: pip install 'asyncjobs[reload]'"
@@ -42,7 +43,7 @@ def run_reloading(paths: Sequence[str], command: Sequence[str], *, grace: int = 
         target=shlex.join(command),
         target_type="command",
         callback=announce,
-        watch_filter=DefaultFilter(),
+        watch_filter=PythonFilter(),  # code only: a log file written there must not loop
         sigint_timeout=grace,
     )
     return reloads
