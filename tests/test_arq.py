@@ -536,3 +536,160 @@ async def test_a_producer_queue_sees_arq_jobs_as_its_own(arq_redis: ArqRedis) ->
     async with Queue(arq_redis.queue.url, name=arq_redis.default_queue_name) as queue:
         info = await queue.job(job.job_id).info()
     assert info.task == "foobar" and info.args == [5] and info.status.value == "queued"
+
+
+# -- what differs from arq (each listed in docs/migrating-from-arq.md) -----------------------
+
+
+async def echo(ctx: Any, *args: Any, **kwargs: Any) -> Any:
+    return [list(args), kwargs]
+
+
+async def test_differs_arguments_and_results_travel_as_json(
+    arq_redis: ArqRedis, worker: MakeWorker
+) -> None:
+    from asyncjobs import SerializationError
+
+    job = await arq_redis.enqueue_job(
+        "echo", (1, 2), when=datetime(2026, 1, 1, tzinfo=timezone.utc)
+    )
+    assert job is not None
+    await worker([echo]).main()
+    assert await job.result() == [[[1, 2]], {"when": "2026-01-01T00:00:00+00:00"}]
+    with pytest.raises(SerializationError, match="JSON"):
+        await arq_redis.enqueue_job("echo", object())
+    with pytest.raises(TypeError):  # SerializationError is a TypeError too
+        await arq_redis.enqueue_job("echo", {1, 2j})
+
+
+async def test_differs_an_error_class_this_process_cannot_find_comes_back_as_job_failed(
+    arq_redis: ArqRedis, worker: MakeWorker
+) -> None:
+    from asyncjobs import JobFailed
+
+    class Hidden(Exception):  # a local class: no module attribute names it
+        pass
+
+    async def hides(ctx: Any) -> None:
+        raise Hidden("where am I")
+
+    job = await arq_redis.enqueue_job("hides")
+    assert job is not None
+    await worker([func(hides, name="hides")]).main()
+    with pytest.raises(JobFailed, match="Hidden: where am I") as caught:
+        await job.result()
+    assert caught.value.error_type == "Hidden" and "where am I" in caught.value.traceback
+
+
+async def test_differs_results_are_kept_for_the_workers_keep_result(
+    arq_redis: ArqRedis, worker: MakeWorker
+) -> None:
+    job = await arq_redis.enqueue_job("foobar")
+    assert job is not None
+    await worker([func(foobar, name="foobar", keep_result=0)]).main()
+    assert await job.result() == 42, "arq would have dropped it (keep_result=0)"
+
+
+async def test_differs_on_job_end_runs_once_the_outcome_is_recorded(
+    arq_redis: ArqRedis, worker: MakeWorker
+) -> None:
+    seen: list[JobStatus] = []
+
+    async def job_end(ctx: Any) -> None:
+        seen.append(await Job(ctx["job_id"], arq_redis).status())
+
+    await arq_redis.enqueue_job("foobar")
+    await worker([foobar], on_job_end=job_end).main()
+    assert seen == [JobStatus.complete], "arq's on_job_end runs just before it is recorded"
+
+
+def test_differs_job_completion_wait_is_the_shutdown_grace() -> None:
+    assert Worker(functions=[foobar], job_completion_wait=5).settings.shutdown_grace == 5
+    default = Worker(functions=[foobar]).settings.shutdown_grace
+    assert default == 20, "arq cancels running jobs at once on a signal; we let them finish"
+
+
+async def test_differs_abort_works_without_allow_abort_jobs(
+    arq_redis: ArqRedis, worker: MakeWorker
+) -> None:
+    started = asyncio.Event()
+
+    async def slow(ctx: Any) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    job = await arq_redis.enqueue_job("slow")
+    assert job is not None
+    run = asyncio.create_task(worker([func(slow, name="slow")]).main())  # allow_abort_jobs off
+    await asyncio.wait_for(started.wait(), 10)
+    assert await job.abort(timeout=5) is True
+    await asyncio.wait_for(run, 10)
+
+
+async def test_differs_ctx_score_is_the_enqueue_time(
+    arq_redis: ArqRedis, worker: MakeWorker
+) -> None:
+    scores: list[int] = []
+
+    async def score(ctx: Any) -> None:
+        scores.append(ctx["score"])
+
+    job = await arq_redis.enqueue_job("score", _defer_by=0.05)
+    assert job is not None
+    enqueued = (await job.info()).enqueue_time  # type: ignore[union-attr]
+    await worker([func(score, name="score")]).main()
+    assert scores == [round(enqueued.timestamp() * 1000)], "arq: the time it was due"
+
+
+async def test_differs_arqs_own_keys_are_neither_written_nor_read(
+    arq_redis: ArqRedis, worker: MakeWorker
+) -> None:
+    job = await arq_redis.enqueue_job("foobar")
+    assert job is not None
+    assert await arq_redis.exists(f"arq:job:{job.job_id}") == 0
+    assert await arq_redis.zscore(arq_redis.default_queue_name, job.job_id) is None
+    await arq_redis.zadd(arq_redis.default_queue_name, {"left-by-arq": 1})  # an arq job's id
+    w = worker([foobar])
+    await w.main()
+    assert w.jobs_complete == 1 and await job.result() == 42
+    assert await arq_redis.exists(f"arq:result:{job.job_id}") == 0
+
+
+async def test_differs_info_of_a_waiting_job_carries_its_id(arq_redis: ArqRedis) -> None:
+    job = await arq_redis.enqueue_job("foobar")
+    assert job is not None
+    info = await job.info()
+    assert info is not None and info.job_id == job.job_id, "arq's info() leaves it None"
+
+
+async def test_differs_other_underscore_keywords_are_refused(arq_redis: ArqRedis) -> None:
+    with pytest.raises(TypeError, match="unknown enqueue option"):
+        await arq_redis.enqueue_job("foobar", _custom=1)
+    job = await arq_redis.enqueue_job("foobar", _priority=5)  # asyncjobs's own options work
+    assert job is not None
+
+
+async def test_differs_ctx_is_a_mapping_not_a_dict(arq_redis: ArqRedis, worker: MakeWorker) -> None:
+    from collections.abc import MutableMapping
+
+    kinds: list[tuple[bool, bool]] = []
+
+    async def kind(ctx: Any) -> None:
+        kinds.append((isinstance(ctx, MutableMapping), isinstance(ctx, dict)))
+
+    await arq_redis.enqueue_job("kind")
+    await worker([func(kind, name="kind")]).main()
+    assert kinds == [(True, False)]
+
+
+async def test_the_workers_pool_is_open_until_close(arq_redis: ArqRedis) -> None:
+    url = arq_redis.queue.url
+    w = Worker(
+        functions=[foobar], redis_settings=url, queue_name=arq_redis.default_queue_name,  # type: ignore[arg-type]
+        burst=True, handle_signals=False,
+    )  # fmt: skip
+    job = await w.pool.enqueue_job("foobar")
+    assert job is not None and w.pool.default_queue_name == arq_redis.default_queue_name
+    await w.main()
+    assert await job.result(timeout=5) == 42 and await w.pool.ping()
+    await w.close()

@@ -25,7 +25,7 @@ from .._queue import Queue
 from .._settings import WorkerSettings
 from .._task import Task
 from .._worker import Worker as _Worker
-from .connections import ArqRedis, RedisSettings, create_pool
+from .connections import ArqRedis, RedisSettings
 from .constants import default_queue_name, expires_extra_ms
 from .cron import CronJob
 from .jobs import Deserializer, JobResult, Serializer
@@ -198,6 +198,7 @@ class Worker:
         self.main_task: asyncio.Task[None] | None = None
         self.jobs_complete = self.jobs_failed = self.jobs_retried = 0
         self._pool = redis_pool
+        self._owns_pool = False
         self._handle_signals = handle_signals
         self._build()
 
@@ -229,9 +230,13 @@ class Worker:
 
     @property
     def pool(self) -> ArqRedis:
-        """The worker's ArqRedis (``ctx["redis"]``) while it runs, else the one it was given."""
-        running = self.ctx.get("redis")
-        return running if isinstance(running, ArqRedis) else self._pool  # type: ignore[return-value]
+        """An ArqRedis on the worker's Redis and queue (the one it was given, if any), open
+        until ``close()``, as arq's."""
+        if self._pool is None:
+            queue = Queue(self.settings.redis_url, name=self.queue_name)
+            self._pool = ArqRedis.for_queue(queue, owns=True)
+            self._owns_pool = True
+        return self._pool  # type: ignore[return-value]
 
     async def main(self) -> None:
         """Run in the running loop: until a signal (or ``close()``), or with ``burst`` until
@@ -257,14 +262,8 @@ class Worker:
             self._build()
         await self.async_run()
         if self.jobs_failed:
-            pool = self._pool or await create_pool(self.settings.redis_url)
-            try:
-                results = await pool.job_results(self.settings.queues)
-                failed = [r for r in results if not r.success]
-            finally:
-                if pool is not self._pool:
-                    await pool.aclose()
-            raise FailedJobs(self.jobs_failed, failed)
+            results = await self.pool.job_results(self.settings.queues)
+            raise FailedJobs(self.jobs_failed, [r for r in results if not r.success])
         return self.jobs_complete
 
     def handle_sig(self, signum: int) -> None:
@@ -279,11 +278,15 @@ class Worker:
             self.on_stop(sig)
 
     async def close(self) -> None:
-        """Stop a running worker and wait for it (on_shutdown runs as it stops)."""
+        """Stop a running worker and wait for it (on_shutdown runs as it stops); close the
+        pool it opened."""
         task = self.main_task
         if task is not None and not task.done() and task is not asyncio.current_task():
             self._worker.stop()
             await asyncio.wait({task})
+        if self._owns_pool and self._pool is not None:
+            pool, self._pool, self._owns_pool = self._pool, None, False
+            await pool.aclose()
 
     def __repr__(self) -> str:
         return (
