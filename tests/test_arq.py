@@ -269,8 +269,9 @@ async def test_a_failure_re_raises_the_users_own_exception_type(
     job = await arq_redis.enqueue_job("raises_own")
     assert job is not None
     await worker([raises_own]).main()
-    with pytest.raises(Boom, match="custom"):
+    with pytest.raises(Boom, match="custom") as caught:
         await job.result()
+    assert caught.value.args == ("custom",), "rebuilt from its type and message"
 
 
 async def test_retry_runs_the_job_again_and_a_burst_waits_for_it(
@@ -693,3 +694,10 @@ async def test_the_workers_pool_is_open_until_close(arq_redis: ArqRedis) -> None
     await w.main()
     assert await job.result(timeout=5) == 42 and await w.pool.ping()
     await w.close()
+
+
+async def test_differs_create_pool_refuses_a_cluster() -> None:
+    from asyncjobs import ConfigurationError
+
+    with pytest.raises(ConfigurationError, match=r"use asyncjobs\.Queue for a Redis Cluster"):
+        await create_pool("redis+cluster://127.0.0.1:1")

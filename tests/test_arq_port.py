@@ -89,6 +89,7 @@ async def test_an_arq_project_runs_after_a_sed_of_its_imports(
     assert all_ids <= seen["ended"], "after_job_end ran for every job"
     assert seen["report"] is not None, "the cron job ran at startup"
     assert seen["started"] == b"1" and seen["stopped"] == b"hello"
+    assert f"job {ids['flaky']} flaky try 2 succeeded in" in proc.stderr  # our log lines
     [warning] = [line for line in proc.stderr.splitlines() if "ignored settings" in line]
     for name in ("poll_delay", "job_serializer", "max_retries", "describe"):
         assert name in warning
