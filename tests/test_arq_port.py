@@ -143,3 +143,46 @@ class BurstSettings:
     functions = [_noop]
     queue_name = "burst-on-the-class"
     burst = True
+
+
+async def test_run_worker_runs_a_settings_dict_in_its_own_loop(redis_server: RedisServer) -> None:
+    from asyncjobs.arq import run_worker
+
+    pool = await create_pool(redis_server.url, default_queue_name="run-worker-dict")
+    try:
+        job = await pool.enqueue_job("_noop")
+        settings = {
+            "functions": [_noop],
+            "queue_name": "run-worker-dict",
+            "redis_settings": redis_server.url,
+            "burst": True,
+            "handle_signals": False,
+        }
+        worker = await asyncio.to_thread(run_worker, settings)
+        assert worker.jobs_complete == 1 and job is not None and await job.result() is None
+    finally:
+        await pool.close()
+
+
+async def test_arqs_command_line_runs_and_checks_a_worker(redis_server: RedisServer) -> None:
+    env = {**os.environ, "ARQ_CLI_REDIS": redis_server.url}
+
+    def arq(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "asyncjobs.arq", *args],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    settings = "tests.test_arq_port.CliSettings"
+    check = await asyncio.to_thread(arq, settings, "--check")
+    assert check.returncode == 1, check.stderr  # no worker is alive
+    run = await asyncio.to_thread(arq, settings, "--burst")
+    assert run.returncode == 0 and "(burst)" in run.stderr, run.stderr
+    version = await asyncio.to_thread(arq, "--version", settings)
+    assert version.returncode == 0 and "0.28.0" in version.stdout
+
+
+class CliSettings:
+    functions = [_noop]
+    queue_name = "arq-cli"
+    redis_settings = os.environ.get("ARQ_CLI_REDIS", "redis://localhost:6379/0")
