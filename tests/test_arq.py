@@ -350,13 +350,12 @@ async def test_ctx_holds_arqs_keys_and_redis_is_an_arq_client(
 
 
 async def test_each_job_gets_its_own_ctx(arq_redis: ArqRedis, worker: MakeWorker) -> None:
-    both = asyncio.Barrier(2) if hasattr(asyncio, "Barrier") else None
-    if both is None:
-        pytest.skip("asyncio.Barrier is Python 3.11+")
+    wrote = {1: asyncio.Event(), 2: asyncio.Event()}
 
     async def write(ctx: Any, value: int) -> int:
         ctx["mine"] = value
-        await both.wait()  # both jobs have written before either reads
+        wrote[value].set()
+        await wrote[3 - value].wait()  # both jobs have written before either reads
         return ctx["mine"]  # type: ignore[no-any-return]
 
     jobs = [await arq_redis.enqueue_job("write", n) for n in (1, 2)]
