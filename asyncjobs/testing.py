@@ -20,9 +20,10 @@ and runs them on the in-process backend. For pytest fixtures see ``asyncjobs.pyt
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any
@@ -196,6 +197,19 @@ class Harness:
                 await hook(ctx)
 
         return on_job_end
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[RunReport]:
+        """Keep a worker running (in this event loop) for the block, for code that enqueues
+        and then waits for results; stopped gracefully at the end. Yields its RunReport."""
+        report = RunReport()
+        worker = Worker(self.settings, on_job_end=self._recording(report, self.settings.on_job_end))
+        task = asyncio.create_task(worker.run(handle_signals=False))
+        try:
+            yield report
+        finally:
+            worker.stop()
+            await asyncio.wait_for(task, 30)
 
     async def run(self, task: Task[Any, Any] | str, /, *args: Any, **kwargs: Any) -> Any:
         """Enqueue one job, run the worker until idle, and return the job's result (raises

@@ -122,3 +122,11 @@ async def test_a_harness_from_settings_runs_their_hooks() -> None:
         job = await jobs.redis.enqueue_job("greet", "arq")
         await asyncio.wait_for(jobs.run_until_idle(), 30)
         assert events == ["startup"] and await job.result() == "hello arq"
+
+
+async def test_running_keeps_a_worker_up_for_code_that_waits_for_results() -> None:
+    async with Harness(functions=[greet]) as jobs:
+        async with jobs.running() as report:
+            job = await jobs.queue.enqueue(greet, "waiting")
+            assert await job.result(timeout=10) == "hello waiting"
+        assert report.succeeded == ["greet"]
