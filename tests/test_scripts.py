@@ -101,6 +101,16 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         store.cron_tick(k, "c", 1, True, job),
         store.heartbeat(k, "w", 1000),
         store.start_workflow(k, "wf", "chain", b"[0]", [member, member]),
+        store.set_paused(k, True),
+        store.counts(k, minutes=60, hours=True),
+        store.purge_waiting(k, 100),
+        store.replay_many(k, after="-", until="+", task="", limit=10),
+        store.search_dead_letters(k, before="+", task="t", text="e", limit=5, scan=100),
+        store.purge_dead_letters(k),
+        store.forget(k),
+        store.give_back_unknown(
+            k, "a", "w:1", grace_ms=1, worker="w", error_message="m", waiting_message="w"
+        ),
     ]
     for call in calls:
         # the recorder's reply does not fit every parser; the command was sent all the same

@@ -1,10 +1,49 @@
--- heartbeat: mark a worker alive on a queue until now + ttl (Redis clock), drop stale ones.
--- ARGV[4] worker   ARGV[5] ttl_ms (0 = the worker leaves now)
+-- heartbeat: mark a worker alive on a queue until now + ttl (Redis clock), with what it tells
+--   about itself; drop stale workers; fold the minutes that ended into the hourly history.
+-- ARGV[4] worker   ARGV[5] ttl_ms (0 = the worker leaves now)   ARGV[6] running (jobs it runs)
+--   ARGV[7] about (a JSON object: host, pid, queues, concurrency, started_at...)
 -- Returns: how many workers are alive on this queue.
-if tonumber(ARGV[5]) > 0 then
-  rcall('ZADD', K.workers, NOW + tonumber(ARGV[5]), ARGV[4])
+-- Invariant: K.worker_info holds "<last seen ms> <running> <about>" for exactly the workers in
+--   K.workers. Each minute bucket is added to K.hours ("<unix hour>:<outcome>" fields, plus
+--   `rolled`, the last minute added) once, by whichever heartbeat first sees it ended; hours
+--   are kept HOUR_KEEP hours.
+local worker, ttl = ARGV[4], tonumber(ARGV[5])
+if ttl > 0 then
+  rcall('ZADD', K.workers, NOW + ttl, worker)
+  rcall('HSET', K.worker_info, worker, NOW .. ' ' .. ARGV[6] .. ' ' .. ARGV[7])
 else
-  rcall('ZREM', K.workers, ARGV[4])
+  rcall('ZREM', K.workers, worker)
+  rcall('HDEL', K.worker_info, worker)
 end
-rcall('ZREMRANGEBYSCORE', K.workers, '-inf', NOW)
+local stale = rcall('ZRANGEBYSCORE', K.workers, '-inf', NOW)
+for _, id in ipairs(stale) do
+  rcall('ZREM', K.workers, id)
+  rcall('HDEL', K.worker_info, id)
+end
+
+local HOUR_KEEP = 7 * 24
+local current = math.floor(NOW / MINUTE_MS)
+local rolled = tonumber(rcall('HGET', K.hours, 'rolled') or '0') or 0
+if rolled < current - 1 then
+  local first = math.max(rolled + 1, current - MINUTE_KEEP_MS / MINUTE_MS)
+  local last = math.min(current - 1, first + 59)  -- a bounded step; the next beat goes on
+  for m = first, last do
+    local f = rcall('HGETALL', P.minute .. m)
+    local hour = math.floor(m / 60)
+    for i = 1, #f, 2 do rcall('HINCRBY', K.hours, hour .. ':' .. f[i], f[i + 1]) end
+  end
+  rcall('HSET', K.hours, 'rolled', last)
+  if math.floor(last / 60) > math.floor(rolled / 60) then  -- a new hour: drop the oldest
+    local oldest = math.floor(last / 60) - HOUR_KEEP
+    local drop = {}
+    for _, field in ipairs(rcall('HKEYS', K.hours)) do
+      local hour = tonumber(string.match(field, '^(%d+):'))
+      if hour and hour <= oldest then drop[#drop + 1] = field end
+    end
+    for i = 1, #drop, 1000 do
+      rcall('HDEL', K.hours, unpack(drop, i, math.min(i + 999, #drop)))
+    end
+  end
+  rcall('PEXPIRE', K.hours, HOUR_KEEP * 3600000)
+end
 return rcall('ZCARD', K.workers)
