@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from ._store import FailOutcome, QueueKeys, Store
+from ._store import FailOutcome, QueueKeys, Store, UnknownTaskOutcome
 from ._supervise import Supervisor
 
 
@@ -95,6 +95,31 @@ class Finisher:
                 error_type=error_type,
                 error_message=error_message,
                 traceback=traceback,
+            ),
+        )
+
+    async def give_back_unknown(
+        self,
+        keys: QueueKeys,
+        job_id: str,
+        token: str,
+        *,
+        grace_ms: int,
+        worker: str,
+        error_message: str,
+        waiting_message: str,
+    ) -> tuple[UnknownTaskOutcome, int]:
+        """Leave a job whose task this worker does not know to one that does (retried)."""
+        return await self.supervisor.retry(
+            self.PART,
+            lambda: self.store.give_back_unknown(
+                keys,
+                job_id,
+                token,
+                grace_ms=grace_ms,
+                worker=worker,
+                error_message=error_message,
+                waiting_message=waiting_message,
             ),
         )
 

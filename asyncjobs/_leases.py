@@ -33,6 +33,7 @@ class LeaseKeeper:
         default_max_tries: int,
         max_stalls: int,
         on_dead_letter: Callable[[QueueKeys, DeadLettered], Awaitable[None]],
+        about: str = "{}",
     ) -> None:
         self.store = store
         self.queues = list(queues)
@@ -43,6 +44,7 @@ class LeaseKeeper:
         self.default_max_tries = default_max_tries
         self.max_stalls = max_stalls
         self.on_dead_letter = on_dead_letter
+        self.about = about  # what the heartbeat tells about this worker (JSON)
         self._lag_warned = False
 
     async def step(self) -> None:
@@ -86,7 +88,9 @@ class LeaseKeeper:
                     recovery.recovered,
                     len(recovery.dead_lettered),
                 )
-            await self.store.heartbeat(keys, self.worker_id, 3 * self.lease_ms)
+            await self.store.heartbeat(
+                keys, self.worker_id, 3 * self.lease_ms, len(self.running), self.about
+            )
 
     async def leave(self) -> None:
         """Tell every queue this worker is gone (so it stops counting as alive at once)."""
