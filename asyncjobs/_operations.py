@@ -136,9 +136,8 @@ class QueueOperations:
     async def dead_letter(self, job_id: str, queue_name: str | None = None) -> JobInfo | None:
         """The dead letter of ``job_id`` (from the index, without reading the stream), or None."""
         keys = self._queue_keys(queue_name)
-        entry = await self.store.find_dead_letter(keys, job_id)
-        fields = None if entry is None else await self.store.dead_letter_at(keys, entry)
-        return None if fields is None else _dead_letter_info(keys.name, entry or "", fields)
+        found = await self.store.dead_letter_of(keys, job_id)
+        return None if found is None else _dead_letter_info(keys.name, *found)
 
     async def _find_dead_letters(
         self,

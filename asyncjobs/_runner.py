@@ -323,6 +323,8 @@ class Runner:
                 job.id, job.task_name, job.attempt, error,
                 extra=_extra(job, "failed", took),
             )  # fmt: skip
+            if self.metrics is not None:
+                self.metrics.job_ended(job, "failed", took)
             await self.hooks.call("on_dead_letter", ctx, error)
         else:
             ctx.outcome = "refused"

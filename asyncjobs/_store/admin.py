@@ -150,10 +150,6 @@ class Admin:
         )
         return [(_text(entry), fields) for entry, fields in entries[offset:]]
 
-    async def dead_letter_at(self, keys: QueueKeys, entry: str) -> dict[bytes, bytes] | None:
-        found = await self._guard(self.connection.client.xrange(keys.dead_letters, entry, entry))
-        return found[0][1] if found else None
-
     async def search_dead_letters(
         self, keys: QueueKeys, *, before: str, task: str, text: str, limit: int, scan: int
     ) -> tuple[str | None, list[tuple[str, dict[bytes, bytes]]]]:

@@ -453,8 +453,15 @@ class Store(Admin):
         return [(_text(entry), fields) for entry, fields in entries]
 
     async def find_dead_letter(self, keys: QueueKeys, job_id: str) -> str | None:
-        """The stream entry of ``job_id``'s dead letter: from the index, or (when the index does
-        not cover every entry: some were written by an older release) searching the stream."""
+        """The stream entry of ``job_id``'s dead letter (see ``dead_letter_of``)."""
+        found = await self.dead_letter_of(keys, job_id)
+        return None if found is None else found[0]
+
+    async def dead_letter_of(
+        self, keys: QueueKeys, job_id: str
+    ) -> tuple[str, dict[bytes, bytes]] | None:
+        """``job_id``'s dead letter (entry, fields): from the index, or (when the index does not
+        cover every entry: some were written by an older release) searching the stream."""
         client = self.connection.client
 
         async def look_up() -> list[Any]:
@@ -468,19 +475,21 @@ class Store(Admin):
         if entry is not None:
             found = await self._guard(client.xrange(keys.dead_letters, entry, entry))
             if found and found[0][1].get(b"id") == job_id.encode():
-                return _text(entry)
+                return _text(entry), found[0][1]
         if entry is None and int(total) == int(indexed):
             return None  # the index covers every entry: there is none
         return await self._scan_dead_letters(keys, job_id)
 
-    async def _scan_dead_letters(self, keys: QueueKeys, job_id: str) -> str | None:
+    async def _scan_dead_letters(
+        self, keys: QueueKeys, job_id: str
+    ) -> tuple[str, dict[bytes, bytes]] | None:
         target = job_id.encode()
         before = "+"
         while True:
             entries = await self.dead_letters(keys, 500, before)
             for entry, fields in entries:
                 if fields.get(b"id") == target:
-                    return entry
+                    return entry, fields
             if len(entries) < 500:
                 return None
             before = "(" + entries[-1][0]

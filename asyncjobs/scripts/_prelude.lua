@@ -236,9 +236,10 @@ local function replay_entry(entry, e)
   local status = rcall('HGET', job_key, 'status')
   if status and status ~= 'failed' then return false end
   rcall('DEL', job_key)
-  rcall('HSET', job_key, 'task', e['task'], 'payload', e['payload'], 'priority', e['priority'],
-    'max_tries', e['max_tries'], 'timeout', e['timeout'], 'attempts', 0, 'enqueued_at', NOW,
-    'status', 'queued', 'replayed_from', entry)
+  rcall('HSET', job_key, 'task', e['task'] or '', 'payload', e['payload'] or '',
+    'priority', e['priority'] or '0', 'max_tries', e['max_tries'] or '0',
+    'timeout', e['timeout'] or '0', 'attempts', 0, 'enqueued_at', NOW, 'status', 'queued',
+    'replayed_from', entry)
   if e['concurrency_key'] and e['concurrency_key'] ~= '' then
     rcall('HSET', job_key, 'concurrency_key', e['concurrency_key'])
   end
