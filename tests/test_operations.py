@@ -70,13 +70,16 @@ async def test_a_paused_queue_holds_its_jobs_while_its_worker_blocks(
     queue: Queue, start_worker: Any, claims: list[int]
 ) -> None:
     assert await queue.pause() and not await queue.pause(), "the second pause changes nothing"
-    worker = await start_worker([add])
+    worker = await start_worker([add], queues=[queue.name, f"{queue.name}-open"])
     await wait_until(lambda: _true(len(claims) >= 1), what="the worker's first claim")
     made = len(claims)
     jobs = [await queue.enqueue(add, i, i) for i in range(3)]
     await asyncio.sleep(1.0)  # a window to watch: nothing may claim in it
     assert len(claims) == made, "an idle worker of a paused queue blocks; it does not poll"
     assert [await j.status() for j in jobs] == [JobStatus.QUEUED] * 3
+    elsewhere = await queue.enqueue(add, 5, 5, _queue_name=f"{queue.name}-open")
+    assert await elsewhere.result(timeout=5) == 10, "the worker woke for its other queue"
+    assert [await j.status() for j in jobs] == [JobStatus.QUEUED] * 3, "and claimed none here"
     stats = await queue.stats()
     assert stats.paused and stats.paused_at is not None and stats.queued == 3
     assert stats.workers == 1 and await queue.is_paused()
@@ -85,7 +88,7 @@ async def test_a_paused_queue_holds_its_jobs_while_its_worker_blocks(
     assert await queue.resume() and not await queue.resume()
     assert [await j.result(timeout=5) for j in jobs] == [0, 2, 4]
     assert time.monotonic() - started < 1.0, "resume wakes the blocked worker at once"
-    assert not await queue.is_paused() and worker.jobs_done == 3
+    assert not await queue.is_paused() and worker.jobs_done == 4
 
 
 async def test_running_jobs_finish_while_paused_and_pause_outlives_a_restart(

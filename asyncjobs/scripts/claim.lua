@@ -185,7 +185,7 @@ if expired > 0 then tally('expired', expired) end
 -- Chain wake-up: if work is left, let the next blocked worker see it. (A worker that already
 -- carries a suspect and finds only suspects waits for its own jobs, not on the wake key, so
 -- suspects left over cannot make workers wake each other in a loop.)
-if rcall('ZCARD', K.ready) > 0 then wake() end
+if rcall('ZCARD', K.ready) > 0 then rcall('ZADD', K.wake, 0, 'w') end  -- not paused: see above
 local nxt = rcall('ZRANGE', K.deferred, 0, 0, 'WITHSCORES')
 if #nxt > 0 then out[1] = math.max(0, tonumber(nxt[2]) - NOW) end
 return out
