@@ -333,3 +333,31 @@ def test_cron_list_shows_the_time_zone_and_the_last_run(redis_url: str) -> None:
                   redis_url.replace("/0", "/99"))  # fmt: skip
     assert offline.exit_code == 0 and "note: last runs unknown" in offline.stderr
     assert "last=?" in offline.stdout
+
+
+def test_progress_bars_on_a_terminal(redis_url: str, name: str, tmp_path: Path) -> None:
+    """As on a terminal (Rich told so): live bars on stderr; stdout keeps ids and results."""
+    terminal = {**os.environ, "TTY_COMPATIBLE": "1", "TTY_INTERACTIVE": "1", "COLUMNS": "120"}
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "asyncjobs", *args, "--redis-url", redis_url],
+            cwd=ROOT, env=terminal, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    worker = WorkerProcess(redis_url, name, tmp_path / "w.log", settings="tests.ops_apps:app_a")
+    worker.start()
+    try:
+        waited = run("enqueue", "slow_steps", "--args", "[3]", "-q", name, "--wait", "30")
+        assert waited.returncode == 0, waited.stderr
+        job_id, value = waited.stdout.splitlines()
+        assert json.loads(value) == "done"
+        assert "step 3" in waited.stderr and "100%" in waited.stderr, "the bar, on stderr"
+    finally:
+        worker.stop()
+    watched = run("job", job_id, "--watch")
+    assert json.loads(watched.stdout)["status"] == "succeeded"
+    for n in range(3):
+        cli("enqueue", "a_task", "--args", f"[{n}]", "-q", name, "--redis-url", redis_url)
+    purged = run("purge", name, "--yes")
+    assert "purged 3 job(s)" in purged.stdout and "purging" in purged.stderr
