@@ -421,15 +421,6 @@ class Store(Admin):
         reply = await self._script("stats", keys, minutes=minutes, hours=int(hours), groups=groups)
         return counts_from_reply(reply)
 
-    async def worker_alive(self, keys: QueueKeys, worker: str | None) -> bool:
-        """Whether ``worker`` (or, for None, any worker) serves the queue now."""
-        client = self.connection.client
-        now_ms = await self.now_ms()
-        if worker is not None:
-            deadline = await self._guard(client.zscore(keys.workers, worker))
-            return deadline is not None and deadline > now_ms
-        return int(await self._guard(client.zcount(keys.workers, now_ms, "+inf"))) > 0
-
     async def register_queues(self, prefix: str, names: Sequence[str]) -> None:
         """Record queue names, so that `asyncjobs info` and `asyncjobs job` find them."""
         await self._guard(self.connection.client.sadd(queues_registry_key(prefix), *names))
