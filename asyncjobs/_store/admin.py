@@ -143,21 +143,37 @@ class Admin:
     async def dead_letter_page(
         self, keys: QueueKeys, offset: int, limit: int
     ) -> list[tuple[str, dict[bytes, bytes]]]:
-        """Dead letters ``offset`` to ``offset + limit``, newest first (reads offset + limit)."""
-        client = self.connection.client
-        entries = await self._guard(
-            client.xrevrange(keys.dead_letters, max="+", min="-", count=offset + limit)
+        """Dead letters ``offset`` to ``offset + limit``, newest first: Redis reads
+        offset + limit entries and sends only the page."""
+        _, page = await self.search_dead_letters(
+            keys, before="+", task="", text="", limit=limit, scan=offset + limit, skip=offset
         )
-        return [(_text(entry), fields) for entry, fields in entries[offset:]]
+        return page
 
     async def search_dead_letters(
-        self, keys: QueueKeys, *, before: str, task: str, text: str, limit: int, scan: int
+        self,
+        keys: QueueKeys,
+        *,
+        before: str,
+        task: str,
+        text: str,
+        limit: int,
+        scan: int,
+        skip: int = 0,
     ) -> tuple[str | None, list[tuple[str, dict[bytes, bytes]]]]:
         """Up to ``limit`` dead letters older than entry ``before`` ('+' = from the newest) of
-        ``task`` whose error contains ``text`` (either '' = any), reading at most ``scan``
-        entries; returns where to go on from (None = the whole stream was read) and them."""
+        ``task`` whose error contains ``text`` (either '' = any), after the first ``skip`` such,
+        reading at most ``scan`` entries; returns where to go on from (None = the whole stream
+        was read) and them."""
         reply = await self._script(
-            "dlq_search", keys, before=before, task=task, text=text.lower(), limit=limit, scan=scan
+            "dlq_search",
+            keys,
+            before=before,
+            task=task,
+            text=text.lower(),
+            limit=limit,
+            scan=scan,
+            skip=skip,
         )
         found = []
         for i in range(1, len(reply), 2):
