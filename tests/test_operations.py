@@ -316,7 +316,7 @@ async def test_workers_describe_themselves(queue: Queue, start_worker: Any) -> N
     assert info.app == app_fingerprint(["ops_add", "ops_flaky"])
     assert info.tasks == ["ops_add", "ops_flaky"] and info.version
     assert info.started_at is not None and info.started_at <= info.last_seen
-    assert [w.id for w in await queue.all_workers()] == [worker.id]
+    assert worker.id in [w.id for w in await queue.all_workers()], "(other tests' may be there)"
     worker.stop()
     await wait_until(lambda: _true_async(queue.workers()), what="the worker to leave")
 
