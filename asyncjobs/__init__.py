@@ -14,6 +14,7 @@ from ._errors import (
     JobFailed,
     JobTimeout,
     PayloadError,
+    QueueInUse,
     RedisCommandError,
     RedisUnavailable,
     ResultNotFound,
@@ -25,8 +26,10 @@ from ._errors import (
 )
 from ._job import Job
 from ._models import JobInfo, JobStatus
+from ._presence import WorkerInfo
 from ._queue import Queue
 from ._settings import WorkerSettings
+from ._stats import HistoryBucket, HourlyBucket, QueueStats, UnknownTask
 from ._task import Task, task
 from ._worker import Worker
 from ._workflow import Chain, Chord, Group, Signature, chain, chord, group
@@ -44,6 +47,8 @@ __all__ = [
     "Context",
     "DeadLetterNotFound",
     "Group",
+    "HistoryBucket",
+    "HourlyBucket",
     "Job",
     "JobCancelled",
     "JobFailed",
@@ -52,6 +57,8 @@ __all__ = [
     "JobTimeout",
     "PayloadError",
     "Queue",
+    "QueueInUse",
+    "QueueStats",
     "RedisCommandError",
     "RedisUnavailable",
     "ResultNotFound",
@@ -59,9 +66,11 @@ __all__ = [
     "SerializationError",
     "Signature",
     "Task",
+    "UnknownTask",
     "UnknownTaskError",
     "Worker",
     "WorkerFailed",
+    "WorkerInfo",
     "WorkerLost",
     "WorkerSettings",
     "chain",

@@ -13,6 +13,7 @@
     ├── JobCancelled            the job ended CANCELLED (or EXPIRED) instead of producing a result
     ├── ResultNotFound          the job (or its kept result) no longer exists
     ├── DeadLetterNotFound      no dead letter for that job (also a LookupError)
+    ├── QueueInUse              forget_queue() on a queue with jobs, dead letters or workers
     ├── JobTimeout              a try ran past its timeout (recorded as the job's error type)
     ├── WorkerLost              a job's lease ran out (its worker died, or it is a PoisonPill)
     └── WorkerFailed            a part of the worker kept failing; the worker stopped
@@ -101,6 +102,10 @@ class ResultNotFound(AsyncJobsError, LookupError):
 
 class DeadLetterNotFound(AsyncJobsError, LookupError):
     """No dead letter holds that job (it was replayed, purged, trimmed, or never failed)."""
+
+
+class QueueInUse(AsyncJobsError):
+    """The queue still has jobs, dead letters or live workers, so it cannot be forgotten."""
 
 
 class WorkerLost(AsyncJobsError):

@@ -39,6 +39,9 @@ class WorkerSettings(BaseModel):
     shutdown_grace: float = Field(_defaults.SHUTDOWN_GRACE, ge=0)
     dead_letter_maxlen: int = Field(_defaults.DEAD_LETTER_MAXLEN, ge=1)
     max_stalls: int = Field(_defaults.MAX_STALLS, ge=1)
+    #: Seconds a job of a task this worker does not register waits for one that does, before
+    #: it is dead-lettered as UnknownTaskError (None: 300, or 0 for a burst worker).
+    unknown_task_grace: float | None = Field(None, ge=0)
     max_payload_bytes: int = Field(_defaults.MAX_PAYLOAD_BYTES, ge=64)
     #: Seconds a part of the worker (claims, leases, acks...) may keep failing with an
     #: unexpected error before the worker stops with WorkerFailed (Redis outages never count).

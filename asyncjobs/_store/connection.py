@@ -202,11 +202,12 @@ class Connection:
             await asyncio.wait_for(self.client.ping(), timeout)
         except (OSError, RedisError, asyncio.TimeoutError) as exc:
             reason = (str(exc) or type(exc).__name__).rstrip(".")
-            hint = (
-                "Check the username and password in the URL (or the server's ACL)."
-                if any(w in reason.upper() for w in ("AUTH", "WRONGPASS", "NOPERM", "PASSWORD"))
-                else "Is redis-server running there?"
-            )
+            if any(w in reason.upper() for w in ("AUTH", "WRONGPASS", "NOPERM", "PASSWORD")):
+                hint = "Check the username and password in the URL (or the server's ACL)."
+            elif "DB index" in reason:
+                hint = "The server has fewer databases: use a smaller /N at the end of the URL."
+            else:
+                hint = "Is redis-server running there?"
             raise RedisUnavailable(
                 f"cannot reach Redis at {self.where}: {reason}. {hint} "
                 "Pass --redis-url or set ASYNCJOBS_REDIS_URL (memory:// runs without a server)."

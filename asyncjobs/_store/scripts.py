@@ -30,6 +30,14 @@ SCRIPT_NAMES = (
     "cron_tick",
     "heartbeat",
     "workflow_start",
+    "pause",
+    "stats",
+    "purge",
+    "replay_many",
+    "dlq_search",
+    "purge_dead_letters",
+    "forget",
+    "unknown_task",
 )
 
 

@@ -2,11 +2,23 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from typing_extensions import assert_type
 
-from asyncjobs import Context, Job, Queue, Signature, chain, task
+from asyncjobs import (
+    Context,
+    Job,
+    JobInfo,
+    JobStatus,
+    Queue,
+    QueueStats,
+    Signature,
+    WorkerInfo,
+    chain,
+    task,
+)
 
 
 @task
@@ -27,3 +39,15 @@ async def uses(queue: Queue) -> None:
     await queue.enqueue(chain(sig, add.s(3)))
     direct: int = await add(None, 1, 2)
     del total, direct
+
+
+async def operating(queue: Queue) -> None:
+    """The operating API is typed (version 2 of the contract)."""
+    paused: bool = await queue.pause("emails")
+    stats: QueueStats = await queue.stats("emails")
+    minute: datetime = stats.history[0].minute
+    page: list[JobInfo] = await queue.jobs(JobStatus.QUEUED, "emails", offset=0, limit=50)
+    dropped: int = await queue.purge("emails")
+    replayed: int = await queue.replay_dead_letters("emails", task=None)
+    workers: list[WorkerInfo] = await queue.workers("emails")
+    print(paused, minute, page, dropped, replayed, workers[0].running, stats.paused)
