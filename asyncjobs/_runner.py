@@ -308,14 +308,15 @@ class Runner:
             self.metrics.job_ended(job, ctx.outcome, took)
 
     async def _unknown_task(self, job: ClaimedJob, ctx: Context, started: float) -> None:
-        """A task this worker does not register: leave the job to a worker that does (another
-        app on the queue, or a newer release), for ``unknown_task_grace`` seconds from the
-        first worker that did not know it; then dead-letter it as UnknownTaskError."""
+        """A task this worker does not register: if another live worker of the queue says it
+        does (another app on the queue, or a newer release), leave the job to it, for up to
+        ``unknown_task_grace`` seconds from the first worker that did not know it; otherwise,
+        or after that, dead-letter it as UnknownTaskError."""
         known = ", ".join(sorted(self.registry)) or "none"
         error = UnknownTaskError(
             f"no task named {job.task_name!r} is registered in this worker (known: {known})"
-            + (f" nor in any worker that claimed it within {self.unknown_task_grace:g}s"
-               if self.unknown_task_grace else "")
+            + (" nor in another live worker of this queue (it may wait up to "
+               f"{self.unknown_task_grace:g}s for one)" if self.unknown_task_grace else "")
             + "; add it to WorkerSettings.functions, then replay the dead letter"
         )  # fmt: skip
         waiting = (

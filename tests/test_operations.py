@@ -350,25 +350,54 @@ async def test_two_apps_on_one_queue_run_each_others_jobs_not_dead_letter_them(
         assert (await job.info()).attempts == 1, "a give-back is not a try"
 
 
-async def test_a_task_no_worker_knows_is_dead_lettered_after_the_grace(
+async def test_a_task_no_worker_knows_is_dead_lettered_at_once(
     queue: Queue, start_worker: Any
 ) -> None:
-    worker = await start_worker([add], unknown_task_grace=1.0)
+    """A misspelt task name: no live worker of the queue registers it, so nothing can run it and
+    waiting would only delay the error. A running worker (with the default grace of minutes)
+    dead-letters it at once."""
+    await start_worker([add])
     job = await queue.enqueue("ops_nobody", 1)
+    with pytest.raises(JobFailed) as failed:
+        await job.result(timeout=10)
+    assert failed.value.error_type == "UnknownTaskError"
+    assert "no task named 'ops_nobody'" in failed.value.error_message
+    assert (await job.info()).attempts == 1
+    assert [d.id for d in await queue.dead_letters()] == [job.id]
+
+
+async def test_a_task_only_a_busy_worker_knows_waits_for_it_up_to_the_grace(
+    queue: Queue, start_worker: Any
+) -> None:
+    """Another live worker registers the task but cannot take it (here: busy for longer than
+    the grace): the job is given back, shown as waiting, then dead-lettered when the grace
+    passes."""
+    release = asyncio.Event()
+
+    @task(name="ops_busy")
+    async def busy(ctx: Context, n: int) -> None:
+        await release.wait()
+
+    knows = await start_worker([busy], concurrency=1)
+    blocker = await queue.enqueue(busy, 0)
+    await wait_until(lambda: _is(blocker.status(), JobStatus.IN_PROGRESS), what="the block")
+    other = await start_worker([add], unknown_task_grace=1.0)
+    job = await queue.enqueue(busy, 1)
     await wait_until(lambda: _is(job.status(), JobStatus.DEFERRED), what="the give-back")
     info = await job.info()
     assert info.error_type == "UnknownTaskError" and "waiting up to 1s" in (
         info.message or info.error or ""
     )
     [unknown] = (await queue.stats()).unknown_tasks
-    assert unknown.task == "ops_nobody" and unknown.worker == worker.id
+    assert unknown.task == "ops_busy" and unknown.worker == other.id
     with pytest.raises(JobFailed) as failed:
         await job.result(timeout=10)
     assert failed.value.error_type == "UnknownTaskError"
-    assert "no task named 'ops_nobody'" in failed.value.error_message
-    assert "within 1s" in failed.value.error_message
-    assert [d.id for d in await queue.dead_letters()] == [job.id]
+    assert "up to 1s" in failed.value.error_message
     assert (await queue.stats()).unknown_task >= 1
+    release.set()
+    await blocker.result(timeout=10)
+    assert knows.id != other.id
 
 
 async def _true(value: bool) -> bool:

@@ -5,11 +5,30 @@
 --   ARGV[8] error_message (the UnknownTaskError it is dead-lettered with)
 --   ARGV[9] waiting_message (the error it shows while it waits)
 -- Returns: {code, retry_in_ms}: 1 given back, deferred by retry_in_ms, its try not spent;
---   2 dead-lettered (the grace passed); -1 refused: lease token lost.
+--   2 dead-lettered (the grace passed, or no live worker of the queue registers the task);
+--   -1 refused: lease token lost.
 -- Invariant: the job is back in deferred, or in the dead letters, in this same step. It waits
 --   half a second after its first such claim, twice as long after each next one, up to 15 s
 --   and never past its grace; K.unknown remembers, per task, when a worker last gave one back.
 local id, token, grace = ARGV[4], ARGV[5], tonumber(ARGV[6])
+
+-- Whether a live worker of this queue says it registers `task` (workers list their tasks with
+-- their heartbeat; one of an older release lists nothing and does not count). Nobody can run a
+-- task that no worker knows, a misspelt name say: waiting for one would only delay the error.
+local function someone_knows(task)
+  for _, worker in ipairs(rcall('ZRANGEBYSCORE', K.workers, NOW, '+inf')) do
+    local info = rcall('HGET', K.worker_info, worker)
+    local about = info and string.match(info, '^%S+ %S+ (.*)$')
+    local ok, described = pcall(cjson.decode, about or '')
+    if ok and type(described) == 'table' and type(described['tasks']) == 'table' then
+      for _, name in ipairs(described['tasks']) do
+        if name == task then return true end
+      end
+    end
+  end
+  return false
+end
+
 local job_key = P.job .. id
 if rcall('HGET', job_key, 'token') ~= token then return {-1, 0} end
 rcall('ZREM', K.leases, id)
@@ -17,7 +36,7 @@ release_slot(job_key, id)
 rcall('HSETNX', job_key, 'unknown_since', NOW)
 local since = tonumber(rcall('HGET', job_key, 'unknown_since'))
 local task = rcall('HGET', job_key, 'task') or ''
-if NOW - since >= grace then
+if NOW - since >= grace or not someone_knows(task) then
   set_error(job_key, 'UnknownTaskError', ARGV[8], '')
   dead_letter(job_key, id)
   wf_member_failed(job_key, id, 'UnknownTaskError', ARGV[8])
