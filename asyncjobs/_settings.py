@@ -9,7 +9,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import _defaults
-from ._arq_compat import ARQ_ALIASES, ARQ_IGNORED, redis_url_of, settings_attributes, translate
+from ._arq_compat import (
+    ARQ_ALIASES,
+    ARQ_IGNORED,
+    redis_url_of,
+    settings_attributes,
+    translate,
+    uses_arq_layer,
+)
 from ._errors import ConfigurationError
 from ._store import check_queue_name
 from ._task import Task
@@ -111,7 +118,8 @@ class WorkerSettings(BaseModel):
         if isinstance(obj, dict):
             data = translate(obj, cls.model_fields, arq_style=False)
         else:
-            data = translate(settings_attributes(obj), cls.model_fields)
+            raw = settings_attributes(obj)
+            data = translate(raw, cls.model_fields, uses_arq=uses_arq_layer(obj))
         return cls.checked(data)
 
     @classmethod
