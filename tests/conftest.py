@@ -13,7 +13,29 @@ import pytest
 from asyncjobs import Queue, Worker, WorkerSettings
 
 from .redis_cluster import RedisCluster
-from .redis_server import RedisServer
+from .redis_server import NoServerError, RedisServer, find_server
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which server binary the run uses (see tests/redis_server.py for the order)."""
+    try:
+        return f"redis server: {find_server().describe()}"
+    except NoServerError as exc:
+        return f"redis server: none ({exc})"
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name the server binary the run started, even under -q (where no header is shown)."""
+    if find_server.cache_info().currsize:  # some test started a server
+        with contextlib.suppress(NoServerError):
+            terminalreporter.write_line(f"redis server used: {find_server().describe()}")
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """No server binary: stop the whole run with the one line that says what to install,
+    rather than failing every test that starts a server with the same error."""
+    if call.excinfo is not None and call.excinfo.errisinstance(NoServerError):
+        pytest.exit(str(call.excinfo.value), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(scope="session")
