@@ -30,6 +30,15 @@ except ImportError:  # pragma: no cover - hiredis is a dependency, but stay usab
 
 DEFAULT_REDIS_URL = "redis://localhost:6379/0"
 
+#: redis-py 8 changed three defaults that asyncjobs relies on; every client built here sets the
+#: redis-py 5-7 values (a URL's query, e.g. ``?socket_timeout=10`` or ``?protocol=3``, still wins):
+#: - no read timeout (8: 5 s): a worker's BZPOPMIN blocks up to 30 s and a pub/sub read has no
+#:   end; dead peers are found by keepalive and health checks instead;
+#: - RESP2 (8: RESP3): one reply shape on every redis-py, and the server's own auth errors;
+#: - an unbounded pool (8: 100 connections): a worker runs ``concurrency`` jobs at once.
+CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": None, "protocol": 2}
+UNBOUNDED_POOL = 2**31
+
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
 
@@ -83,11 +92,13 @@ def create_client(url: str, *, max_connections: int | None = None) -> Any:
     if scheme in ("redis+cluster", "rediss+cluster"):
         return _cluster_client(url, max_connections)
     if scheme == "redis+sentinel":
-        return _sentinel_client(url)
+        return _sentinel_client(url, max_connections)
     if scheme == "memory":
         import fakeredis
 
-        return fakeredis.FakeAsyncRedis(server=_memory_server(url))
+        return fakeredis.FakeAsyncRedis(
+            server=_memory_server(url), max_connections=max_connections or UNBOUNDED_POOL
+        )
     if scheme not in ("redis", "rediss", "unix"):
         raise ConfigurationError(
             f"unsupported Redis URL {redact(url)!r}: use redis://, rediss://, unix://, "
@@ -100,11 +111,12 @@ def create_client(url: str, *, max_connections: int | None = None) -> Any:
     client = aioredis.Redis.from_url(
         url,
         **extra,
-        max_connections=max_connections,
+        max_connections=max_connections or UNBOUNDED_POOL,
         socket_connect_timeout=5.0,
         health_check_interval=30,
         retry=RedisRetry(BACKOFF, retries=RETRIES),
         retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        **CLIENT_DEFAULTS,
     )
     if _HIREDIS:
         setattr(client, "_asyncjobs_wire", wire_for(client))  # noqa: B010 - see wire_of
@@ -142,13 +154,14 @@ def _cluster_client(url: str, max_connections: int | None) -> Any:
         ssl=url.startswith("rediss+"),
         socket_connect_timeout=5.0,
         socket_keepalive=True,
-        max_connections=max_connections or 2**31,
+        max_connections=max_connections or UNBOUNDED_POOL,
+        **CLIENT_DEFAULTS,
     )
     setattr(client, "_asyncjobs_auth", {"username": username, "password": password})  # noqa: B010
     return client
 
 
-def _sentinel_client(url: str) -> Any:
+def _sentinel_client(url: str, max_connections: int | None) -> Any:
     from redis.asyncio.sentinel import Sentinel
 
     nodes, username, password, path = _split_hosts(url)
@@ -159,7 +172,13 @@ def _sentinel_client(url: str) -> Any:
         )
     sentinel = Sentinel(nodes, socket_connect_timeout=5.0)  # type: ignore[no-untyped-call]
     client = sentinel.master_for(
-        service, db=int(db or 0), username=username, password=password, socket_keepalive=True
+        service,
+        db=int(db or 0),
+        username=username,
+        password=password,
+        socket_keepalive=True,
+        max_connections=max_connections or UNBOUNDED_POOL,
+        **CLIENT_DEFAULTS,
     )
     setattr(client, "_asyncjobs_sentinel", sentinel)  # noqa: B010 - closed by close_client
     return client
@@ -209,7 +228,7 @@ def open_pubsub(client: Any, **options: Any) -> Any:
     node = client.get_default_node()
     node_client = aioredis.Redis(
         host=node.host, port=node.port, ssl=node.connection_kwargs.get("ssl", False),
-        **getattr(client, "_asyncjobs_auth", {}),
+        **CLIENT_DEFAULTS, **getattr(client, "_asyncjobs_auth", {}),
     )  # fmt: skip
     return _NodePubSub(node_client, **options)
 
