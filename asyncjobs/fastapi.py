@@ -246,6 +246,8 @@ async def asyncjobs_lifespan(
 
     Use it as ``FastAPI(lifespan=functools.partial(asyncjobs_lifespan, url=URL))`` or enter it
     inside your own lifespan: ``async with asyncjobs_lifespan(app, URL) as queue: yield``.
+    The Queue it yields also reads as Starlette lifespan state, so used directly as the app's
+    lifespan it starts, and ``request.state.asyncjobs_queue`` is that Queue.
 
     Args:
         app: the FastAPI/Starlette app; gets ``state.asyncjobs_queue`` (and ``asyncjobs_worker``).
@@ -256,7 +258,7 @@ async def asyncjobs_lifespan(
             it leaves unset take the Queue's URL, queue name and prefix.
         **queue_options: more ``Queue`` options (``prefix``, ``keep_result``, ...).
     """
-    async with Queue(url, name=queue_name, **queue_options) as queue:
+    async with _LifespanQueue(url, name=queue_name, **queue_options) as queue:
         worker: Worker | None = None
         running: asyncio.Task[None] | None = None
         if worker_settings is not None:
@@ -279,6 +281,19 @@ async def asyncjobs_lifespan(
                 worker.stop()
                 with contextlib.suppress(Exception):  # already logged by _log_worker_exit
                     await running
+
+
+class _LifespanQueue(Queue):
+    """The lifespan's Queue. Starlette merges what a lifespan yields into the request state, as a
+    mapping; these two methods make that mapping ``{"asyncjobs_queue": <this Queue>}``."""
+
+    def keys(self) -> tuple[str, ...]:
+        return (QUEUE_STATE,)
+
+    def __getitem__(self, key: str) -> Queue:
+        if key != QUEUE_STATE:
+            raise KeyError(key)
+        return self
 
 
 def _embedded_settings(settings: WorkerSettings | Any, queue: Queue) -> WorkerSettings:
