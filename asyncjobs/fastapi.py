@@ -1,7 +1,7 @@
 """FastAPI integration: a lifespan that opens the Queue (and an optional embedded worker), a
 dependency that hands it to endpoints, and a router that shows jobs as JSON and as SSE.
 
-Needs the ``fastapi`` extra: ``pip install 'asyncjobs[fastapi]'``.
+Needs the ``fastapi`` extra: ``pip install 'asyncjobs-redis[fastapi]'``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at
@@ -21,7 +21,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides fastapi
     raise ImportError(
         f"asyncjobs.fastapi needs FastAPI ({exc}); "
-        "install it with: pip install 'asyncjobs[fastapi]'"
+        "install it with: pip install 'asyncjobs-redis[fastapi]'"
     ) from exc
 
 from pydantic import BaseModel
