@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -29,6 +32,25 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
     if find_server.cache_info().currsize:  # some test started a server
         with contextlib.suppress(NoServerError):
             terminalreporter.write_line(f"redis server used: {find_server().describe()}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With $ASYNCJOBS_CI_SUMMARY set, write this run's counts and server there as JSON, for
+    .ci/run's per-server report (it runs the README's test command as it is)."""
+    path = os.environ.get("ASYNCJOBS_CI_SUMMARY")
+    if not path:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", {})
+    summary: dict[str, Any] = {k: len(stats.get(k, [])) for k in ("passed", "failed", "error")}
+    summary |= {k: len(stats.get(k, [])) for k in ("skipped", "deselected")}
+    summary["exitstatus"] = int(exitstatus)
+    summary["server"] = None
+    if find_server.cache_info().currsize:
+        with contextlib.suppress(NoServerError):
+            summary["server"] = find_server().describe()
+    Path(path).write_text(json.dumps(summary))
 
 
 def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
