@@ -27,11 +27,19 @@ def pytest_report_header(config: pytest.Config) -> str:
         return f"redis server: none ({exc})"
 
 
+def server_used() -> str | None:
+    """The server binary this run started, if a test started one (find_server caches it)."""
+    if find_server.cache_info().currsize:
+        with contextlib.suppress(NoServerError):
+            return find_server().describe()
+    return None
+
+
 def pytest_terminal_summary(terminalreporter: Any) -> None:
     """Name the server binary the run started, even under -q (where no header is shown)."""
-    if find_server.cache_info().currsize:  # some test started a server
-        with contextlib.suppress(NoServerError):
-            terminalreporter.write_line(f"redis server used: {find_server().describe()}")
+    used = server_used()
+    if used is not None:
+        terminalreporter.write_line(f"redis server used: {used}")
 
 
 @pytest.hookimpl(trylast=True)
@@ -46,10 +54,7 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     summary: dict[str, Any] = {k: len(stats.get(k, [])) for k in ("passed", "failed", "error")}
     summary |= {k: len(stats.get(k, [])) for k in ("skipped", "deselected")}
     summary["exitstatus"] = int(exitstatus)
-    summary["server"] = None
-    if find_server.cache_info().currsize:
-        with contextlib.suppress(NoServerError):
-            summary["server"] = find_server().describe()
+    summary["server"] = server_used()
     Path(path).write_text(json.dumps(summary))
 
 
