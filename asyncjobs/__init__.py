@@ -35,7 +35,7 @@ from ._worker import Worker
 from ._workflow import Chain, Chord, Group, Signature, chain, chord, group
 
 try:
-    __version__ = version("asyncjobs")
+    __version__ = version("asyncjobs-redis")  # the distribution name, not the import name
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 

@@ -73,7 +73,7 @@ def _event_loop_runner(loop: str) -> Callable[[Any], Any]:
         except ImportError:
             if loop == "uvloop":
                 raise ConfigurationError(
-                    "--loop uvloop needs uvloop: pip install 'asyncjobs[fast]'"
+                    "--loop uvloop needs uvloop: pip install 'asyncjobs-redis[fast]'"
                 ) from None
     elif loop != "asyncio":
         raise ConfigurationError(f"--loop must be auto, asyncio or uvloop, not {loop!r}")

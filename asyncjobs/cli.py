@@ -132,7 +132,7 @@ def _check_metrics_extra() -> None:
     try:
         import prometheus_client  # noqa: F401
     except ImportError:
-        fail("--metrics-port needs prometheus-client: pip install 'asyncjobs[metrics]'", 2)
+        fail("--metrics-port needs prometheus-client: pip install 'asyncjobs-redis[metrics]'", 2)
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Prometheus metrics for a worker (optional extra: ``pip install 'asyncjobs[metrics]'``).
+"""Prometheus metrics for a worker (optional extra: ``pip install 'asyncjobs-redis[metrics]'``).
 
 Per-worker counters and histograms, labelled by queue and task, are updated as jobs run.
 Queue-wide gauges (ready, deferred, in progress, dead letters) and Redis-wide totals come from
@@ -16,7 +16,7 @@ try:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "asyncjobs metrics need prometheus-client: pip install 'asyncjobs[metrics]'"
+        "asyncjobs metrics need prometheus-client: pip install 'asyncjobs-redis[metrics]'"
     ) from exc
 
 if TYPE_CHECKING:

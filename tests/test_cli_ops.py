@@ -94,7 +94,7 @@ def test_worker_option_mistakes_are_one_line(redis_url: str, monkeypatch: Any) -
     assert "invalid queue name 'has space'" in line
     monkeypatch.setitem(sys.modules, "prometheus_client", None)  # as if it were not installed
     line = one_line_error(cli(*base, "--metrics-port", "0"), 2)
-    assert "pip install 'asyncjobs[metrics]'" in line
+    assert "pip install 'asyncjobs-redis[metrics]'" in line
 
 
 def test_a_settings_module_whose_import_fails_is_one_line(tmp_path: Path, monkeypatch: Any) -> None:

@@ -449,6 +449,7 @@ async def test_a_worker_gives_back_a_job_whose_task_it_does_not_know(
     store: Store, r: Any, k: QueueKeys
 ) -> None:
     await store.enqueue(k, [new("a")])
+    await store.heartbeat(k, "knows-t", 60_000, 0, '{"tasks": ["t"]}')  # a worker that does
     delays = []
     for _ in range(3):
         await r.zadd(k.ready, {"a": 0})  # bring it straight back (skips the wait)
@@ -475,7 +476,22 @@ async def test_a_worker_gives_back_a_job_whose_task_it_does_not_know(
     outcome, _ = await store.give_back_unknown(
         k, "a", "w:1", grace_ms=0, worker="w", error_message="dead", waiting_message="w"
     )
+    assert outcome is UnknownTaskOutcome.DEAD_LETTERED, "the grace is over"
+
+
+async def test_a_job_whose_task_no_live_worker_knows_is_dead_lettered_at_once(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("a"), new("b")])
+    await store.heartbeat(k, "knows-u", 60_000, 0, '{"tasks": ["u"]}')  # knows another task
+    await store.heartbeat(k, "old", 60_000, 0, "{}")  # an older release: describes nothing
+    claim = await store.claim(k, "w", 1, 1000, True)
+    outcome, _ = await store.give_back_unknown(
+        k, claim.jobs[0].id, "w:1", grace_ms=60_000, worker="w", error_message="dead",
+        waiting_message="waiting",
+    )  # fmt: skip
     assert outcome is UnknownTaskOutcome.DEAD_LETTERED
+    assert await r.hget(k.job("a"), "status") == b"failed"
     [(_, fields)] = await store.dead_letters(k, 10)
     assert fields[b"error_type"] == b"UnknownTaskError" and fields[b"error_message"] == b"dead"
 
