@@ -342,6 +342,11 @@ async def test_two_apps_on_one_queue_run_each_others_jobs_not_dead_letter_them(
                     "oldest first; fakeredis wakes them in no set order")  # fmt: skip
     await start_worker([app_a], unknown_task_grace=60)
     await start_worker([app_b], unknown_task_grace=60)
+
+    async def both_described() -> bool:  # each worker's heartbeat lists its tasks
+        return len(await queue.workers()) == 2
+
+    await wait_until(both_described, what="both workers' first heartbeats")
     jobs = await queue.enqueue_many([(t, (n,), {}) for n in range(6) for t in (app_a, app_b)])
     results = await asyncio.wait_for(asyncio.gather(*(j.result() for j in jobs)), 30)
     assert sorted(results) == sorted(f"{p}{n}" for n in range(6) for p in "ab")
