@@ -93,16 +93,17 @@ def new_job(
     job_id = get("_job_id")
     if job_id is None and task_obj is not None and task_obj.unique:
         job_id = task_obj.unique_job_id(payload)
-    job_id = os.urandom(16).hex() if job_id is None else text_option(job_id, "_job_id")
+    fresh = job_id is None  # drawn at random here: no job can have it yet
+    job_id = os.urandom(16).hex() if fresh else text_option(job_id, "_job_id")
     if not options:  # the common call: only the task's own defaults apply
-        job = _with_task_defaults(job_id, name, payload, task_obj, defaults, args, kwargs)
+        job = _with_task_defaults(job_id, name, payload, task_obj, defaults, args, kwargs, fresh)
         return queue_name, job, task_obj
     max_tries = get("_max_tries")
     timeout = get("_timeout")
     idem_key = get("_idempotency_key")
     idem_ttl = get("_idempotency_ttl")
     defer_until = get("_defer_until")
-    base = _with_task_defaults(job_id, name, payload, task_obj, defaults, args, kwargs)
+    base = _with_task_defaults(job_id, name, payload, task_obj, defaults, args, kwargs, fresh)
     job = base._replace(
         priority=priority_option(get("_priority", 0)),
         max_tries=base.max_tries if max_tries is None else count_option(max_tries, "_max_tries"),
@@ -130,10 +131,17 @@ def _with_task_defaults(
     defaults: JobDefaults,
     args: tuple[Any, ...],
     kwargs: dict[str, Any],
+    fresh: bool,
 ) -> NewJob:
     """The job as the task's own settings make it, before any underscore option."""
     if task is None:
-        return NewJob(job_id, name, payload, idempotency_ttl_ms=defaults.idempotency_ttl_ms)
+        return NewJob(
+            job_id,
+            name,
+            payload,
+            idempotency_ttl_ms=defaults.idempotency_ttl_ms,
+            fresh=int(fresh),
+        )
     return NewJob(
         job_id,
         name,
@@ -146,6 +154,7 @@ def _with_task_defaults(
             else defaults.idempotency_ttl_ms
         ),
         concurrency_key=_concurrency_key(task, args, kwargs),
+        fresh=int(fresh),
     )
 
 

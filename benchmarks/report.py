@@ -48,6 +48,7 @@ METRIC_ORDER = [
     "worker peak RSS (VmHWM)",
     "Redis used_memory, N queued",
     "Redis used_memory, after the run",
+    "worker CPU",
     "Redis CPU",
     "Redis commands",
 ]

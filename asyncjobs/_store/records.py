@@ -28,6 +28,7 @@ class NewJob(NamedTuple):
     idempotency_ttl_ms: int = 1
     concurrency_key: str = ""
     trace: str = ""  # the producer's trace context (JSON of its propagation headers); '' = none
+    fresh: int = 0  # 1 = the id was drawn at random here: no job can have it, none is looked up
 
 
 class WorkflowMember(NamedTuple):

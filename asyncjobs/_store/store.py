@@ -300,9 +300,10 @@ class Store(Admin):
         return [_text(job_id) for job_id in lost]
 
     async def complete(self, keys: QueueKeys, acks: Sequence[tuple[str, str, bytes]]) -> list[bool]:
-        """Store the results of ``(job id, token, result)``; False where the token was lost."""
+        """Store the results of ``(job id, token, result)``; False where the token was lost
+        (True for a resent report that had landed already)."""
         reply = await self._script("complete", keys, each=acks)
-        return [int(code) > 0 for code in reply]
+        return [int(code) >= 0 for code in reply]
 
     async def fail(
         self,

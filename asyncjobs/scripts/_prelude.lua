@@ -132,44 +132,100 @@ end
 --   delay_ms, defer_until_ms (absolute, 0 = none), expires_ms (relative to now, 0 = never),
 --   idempotency_key ('' = none), idempotency_ttl_ms, concurrency_key ('' = none; groups jobs of
 --   a task that has max_concurrency), trace ('' = none: the producer's trace context, as the
---   JSON of its propagation headers; kept through retries, dead letters and replays)
+--   JSON of its propagation headers; kept through retries, dead letters and replays),
+--   fresh (1 = the client drew the id at random: no job can have it yet, so it is not looked up)
 local JOB_FIELDS = {'id', 'task', 'payload', 'priority', 'max_tries', 'timeout_ms', 'delay_ms',
   'defer_until_ms', 'expires_ms', 'idempotency_key', 'idempotency_ttl_ms', 'concurrency_key',
-  'trace'}
+  'trace', 'fresh'}
 
--- Creates one job from the JOB_FIELDS starting at ARGV[b], unless a job with that id, or the
--- idempotency key, exists. Returns the job id and 1 if it existed.
-local function create_job(b)
+-- New jobs of one script call: their ready and deferred entries, and counts per task, written
+-- together by store_new_jobs (one command each, not one per job). `seq` is the first of the
+-- sequence numbers reserved for the call (one per job).
+local function new_jobs(count_of_jobs)
+  local last = rcall('INCRBY', K.seq, count_of_jobs)
+  return {ready = {}, deferred = {}, by_task = {}, created = 0, seq = last - count_of_jobs}
+end
+
+-- Creates one job from the JOB_FIELDS starting at ARGV[b] into `pending` (see new_jobs), unless
+-- a job with that id, or the idempotency key, exists. Returns the job id and 1 if it existed.
+-- Fields at their default (priority 0, no max_tries or timeout, no try yet) are not written:
+-- every reader takes a missing one as the default.
+local function create_job(b, pending)
   local id, task, payload = ARGV[b], ARGV[b + 1], ARGV[b + 2]
   local priority, max_tries, timeout = ARGV[b + 3], ARGV[b + 4], ARGV[b + 5]
   local delay, defer_until = tonumber(ARGV[b + 6]), tonumber(ARGV[b + 7])
   local expires, idem_key, idem_ttl = tonumber(ARGV[b + 8]), ARGV[b + 9], tonumber(ARGV[b + 10])
-  local concurrency_key, trace = ARGV[b + 11], ARGV[b + 12]
+  local concurrency_key, trace, fresh = ARGV[b + 11], ARGV[b + 12], ARGV[b + 13] == '1'
   if idem_key ~= '' then
     local existing = rcall('GET', P.idem .. idem_key)
     if existing then return existing, 1 end
   end
   local job_key = P.job .. id
-  if rcall('EXISTS', job_key) == 1 then return id, 1 end
+  if not fresh and rcall('EXISTS', job_key) == 1 then return id, 1 end
   local due = math.max(NOW + delay, defer_until)
-  rcall('HSET', job_key, 'task', task, 'payload', payload, 'priority', priority,
-    'max_tries', max_tries, 'timeout', timeout, 'attempts', 0, 'enqueued_at', NOW)
-  if expires > 0 then rcall('HSET', job_key, 'expires_at', NOW + expires) end
-  if concurrency_key ~= '' then rcall('HSET', job_key, 'concurrency_key', concurrency_key) end
-  if trace ~= '' then rcall('HSET', job_key, 'trace', trace) end
-  if idem_key ~= '' then
-    rcall('HSET', job_key, 'idempotency_key', idem_key)
-    rcall('SET', P.idem .. idem_key, id, 'PX', idem_ttl)
-  end
-  if due > NOW then
-    rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', due)
-    rcall('ZADD', K.deferred, due, id)
+  local ready = due <= NOW
+  local score
+  if ready then
+    local seq = pending.seq + 1
+    pending.seq = seq
+    local p = priority == '0' and 0 or math.max(-PRIORITY_LIMIT,
+      math.min(PRIORITY_LIMIT, tonumber(priority) or 0))
+    score = (PRIORITY_LIMIT - p) * SEQ_SPAN + seq % SEQ_SPAN
+    local r = pending.ready
+    r[#r + 1], r[#r + 2] = score, id
   else
-    rcall('HSET', job_key, 'status', 'queued')
-    push_ready(job_key, id, priority)
+    local d = pending.deferred
+    d[#d + 1], d[#d + 2] = due, id
   end
-  count('enqueued:' .. task)  -- per task, for metrics (bounded by the number of tasks)
+  if ready and priority == '0' and max_tries == '0' and timeout == '0' and expires == 0
+      and concurrency_key == '' and trace == '' and idem_key == '' then
+    -- the usual job: one HSET of fixed shape, no table to build
+    rcall('HSET', job_key, 'task', task, 'payload', payload, 'enqueued_at', NOW,
+      'status', 'queued')
+  else
+    local f = {'task', task, 'payload', payload, 'enqueued_at', NOW}
+    local n = 6
+    if priority ~= '0' then f[n + 1], f[n + 2], n = 'priority', priority, n + 2 end
+    if max_tries ~= '0' then f[n + 1], f[n + 2], n = 'max_tries', max_tries, n + 2 end
+    if timeout ~= '0' then f[n + 1], f[n + 2], n = 'timeout', timeout, n + 2 end
+    if expires > 0 then f[n + 1], f[n + 2], n = 'expires_at', NOW + expires, n + 2 end
+    if concurrency_key ~= '' then
+      f[n + 1], f[n + 2], n = 'concurrency_key', concurrency_key, n + 2
+    end
+    if trace ~= '' then f[n + 1], f[n + 2], n = 'trace', trace, n + 2 end
+    if idem_key ~= '' then
+      f[n + 1], f[n + 2], n = 'idempotency_key', idem_key, n + 2
+      rcall('SET', P.idem .. idem_key, id, 'PX', idem_ttl)
+    end
+    if ready then
+      f[n + 1], f[n + 2] = 'status', 'queued'
+    else
+      f[n + 1], f[n + 2], f[n + 3], f[n + 4] = 'status', 'deferred', 'scheduled_at', due
+    end
+    rcall('HSET', job_key, unpack(f))
+  end
+  pending.by_task[task] = (pending.by_task[task] or 0) + 1
+  pending.created = pending.created + 1
   return id, 0
+end
+
+-- ZADD a flat list of score, member pairs, a bounded number of arguments per command.
+local function zadd_pairs(key, pairs)
+  for i = 1, #pairs, 2000 do
+    rcall('ZADD', key, unpack(pairs, i, math.min(i + 1999, #pairs)))
+  end
+end
+
+-- Writes what create_job gathered: the ready and deferred entries, the counters (per task, for
+-- metrics: bounded by the number of tasks) and the wake-up. Returns how many jobs it created.
+local function store_new_jobs(pending)
+  if pending.created == 0 then return 0 end
+  zadd_pairs(K.ready, pending.ready)
+  zadd_pairs(K.deferred, pending.deferred)
+  for task, n in pairs(pending.by_task) do count('enqueued:' .. task, n) end
+  count('enqueued', pending.created)
+  wake()
+  return pending.created
 end
 
 -- A job leaving in_progress gives back its concurrency-group slot, and the first job waiting

@@ -50,6 +50,9 @@ local function limits_of(task)
   return l
 end
 
+local checked_groups = {}  -- groups whose blocked set this claim looked at already
+local leased = {}  -- score, id pairs for the leases set, written in one ZADD at the end
+
 -- Moves every job waiting in a group back to ready (its limit was lifted or raised).
 local function unblock(group, count)
   local blocked = P.group .. group .. ':blocked'
@@ -127,8 +130,9 @@ while claimed < n do
               if f[10] then rcall('HDEL', job_key, 'rate_slot') end
               runnable = false
             end
-          elseif rcall('EXISTS', P.group .. group .. ':blocked') == 1 then
-            unblock(group, 1000)
+          elseif not checked_groups[group] then  -- once per group and claim, not per job
+            checked_groups[group] = true
+            if rcall('EXISTS', P.group .. group .. ':blocked') == 1 then unblock(group, 1000) end
           end
           if runnable and lim[2] > 0 then
             local rate_key, started_key = P.rate .. task, P.rate_started .. task
@@ -166,7 +170,7 @@ while claimed < n do
               local free = lim[1] - rcall('SCARD', running)
               if free > 0 then unblock(group, free) end
             end
-            rcall('ZADD', K.leases, NOW + lease_ms, id)
+            leased[#leased + 1], leased[#leased + 2] = NOW + lease_ms, id
             publish(id, 'in_progress')
             claimed = claimed + 1
             if suspect_pop then out[4] = id end
@@ -186,6 +190,7 @@ while claimed < n do
   end
   if reached_suspects then break end
 end
+zadd_pairs(K.leases, leased)
 if paused then return out end
 local last = rcall('ZRANGE', K.ready, -1, -1, 'WITHSCORES')
 if #last > 0 and tonumber(last[2]) >= SUSPECT_BAND then out[3] = 1 end

@@ -20,9 +20,9 @@ if unique and last_id then
     return {last_id, 2}
   end
 end
-local id, existed = create_job(7)
+local pending = new_jobs(1)
+local id, existed = create_job(7, pending)
 rcall('HSET', K.cron, name, tick .. ' ' .. id)
 if existed == 1 then return {id, 1} end
-wake()
-count('enqueued')
+store_new_jobs(pending)
 return {id, 0}

@@ -4,15 +4,11 @@
 --   (same id, or same idempotency key inside its TTL) is returned and nothing was written.
 -- Invariant: a new job is in exactly one of ready / deferred, with status queued / deferred.
 local out = {}
-local created = 0
+local pending = new_jobs((#ARGV - LEADING) / #JOB_FIELDS)
 for b = LEADING + 1, #ARGV, #JOB_FIELDS do
-  local id, existed = create_job(b)
+  local id, existed = create_job(b, pending)
   out[#out + 1] = id
   out[#out + 1] = existed
-  created = created + 1 - existed
 end
-if created > 0 then
-  wake()
-  count('enqueued', created)
-end
+store_new_jobs(pending)
 return out

@@ -153,7 +153,7 @@ class Runner:
         worker = self.worker(concurrency, n, scenario, burst).start()
         profiler = start_profiler(worker)
         try:
-            first, last = await self.wait_counted(worker, n, scenario, polls)
+            first, last, worker_cpu = await self.wait_counted(worker, n, scenario, polls)
             if burst:
                 code, exited = await asyncio.to_thread(worker.wait_exit, 60 + n / 100)
                 if code != 0:
@@ -190,18 +190,25 @@ class Runner:
         if burst:
             self.emit(scenario, "wall (spawn → exit)", "s", exited - worker.spawned_at, **extra)
             self.emit(scenario, "exit after the N-th count", "s", exited - last, **extra)
+        if worker_cpu is not None:
+            self.emit(scenario, "worker CPU", "µs/job", worker_cpu, **extra)
         self.emit_redis_cost(scenario, spent, **extra)
         if rss is not None:
             self.emit_memory(scenario, rss, (queued - base, after - base), extra)
 
     async def wait_counted(
         self, worker: WorkerProcess, n: int, scenario: str, polls: Counter[str]
-    ) -> tuple[float, float]:
-        """Poll until the N-th job counted: (1st job's start, N-th count), epoch seconds."""
+    ) -> tuple[float, float, float | None]:
+        """Poll until the N-th job counted: (1st job's start, N-th count) in epoch seconds, and
+        the worker's CPU per job (µs) between the first poll that saw a job counted and the
+        last (start-up excluded; None if that window held too few jobs to say)."""
         deadline = time.monotonic() + 120 + n / 100
+        cpu_from: tuple[int, float] | None = None
         while True:
             counted = int(await self.admin.get(COUNTER_KEY) or 0)
             polls["get"] += 1
+            if cpu_from is None and counted > 0:
+                cpu_from = (counted, worker.cpu_s())
             # the N-th job SETs its count time just after its INCR: wait for that too
             if counted >= n:
                 polls["exists"] += 1
@@ -213,9 +220,13 @@ class Runner:
                     f"; worker log tail:\n{worker.log_tail()}"
                 )
             await asyncio.sleep(POLL_S)
+        cpu_per_job = None
+        if cpu_from is not None and counted - cpu_from[0] >= n // 2:
+            spent_s = worker.cpu_s() - cpu_from[1]  # negative if a burst worker already exited
+            cpu_per_job = spent_s * 1e6 / (counted - cpu_from[0]) if spent_s > 0 else None
         first, last = await self.admin.mget(FIRST_KEY, LAST_KEY)
         polls["mget"] += 1
-        return float(first), float(last)
+        return float(first), float(last), cpu_per_job
 
     def emit_memory(
         self, scenario: str, rss: tuple[int, int, int], redis: tuple[int, int], extra: Any

@@ -49,6 +49,16 @@ def _status_kb(pid: int, field: str) -> int:
     return 0
 
 
+def _cpu_ticks(pid: int) -> int:
+    """utime + stime of one process, in clock ticks (0 once it is gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rpartition(")")[2].split()  # the command name may hold spaces
+    except OSError:
+        return 0
+    return int(fields[11]) + int(fields[12])
+
+
 def _cmdline(pid: int) -> bytes:
     try:
         with open(f"/proc/{pid}/cmdline", "rb") as f:
@@ -99,6 +109,12 @@ class WorkerProcess:
             sum(_status_kb(p, "VmHWM") for p in tree),
             len(tree),
         )
+
+    def cpu_s(self) -> float:
+        """CPU seconds (user + system) used so far by the worker's process tree."""
+        assert self.proc is not None
+        ticks = sum(_cpu_ticks(p) for p in process_tree(self.proc.pid))
+        return ticks / os.sysconf("SC_CLK_TCK")
 
     def log_tail(self, lines: int = 25) -> str:
         with open(self.log_path, errors="replace") as f:
