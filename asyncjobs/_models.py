@@ -71,6 +71,9 @@ class JobInfo(BaseModel):
     raw_payload: str | None = None
     #: The W3C trace id of the span that enqueued it (with tracing on), to find that trace.
     trace_id: str | None = None
+    #: The last value a try saved with ``ctx.checkpoint()`` (where its next try resumes).
+    checkpoint: Any = None
+    checkpoint_at: datetime | None = None
 
     @property
     def task_name(self) -> str:
@@ -151,7 +154,17 @@ def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) ->
         idempotency_key=_text(f.get("idempotency_key")),
         raw_payload=raw,
         trace_id=_trace_id(f.get("trace")),
+        checkpoint=_checkpoint(f.get("checkpoint")),
+        checkpoint_at=ms_to_datetime(f.get("checkpoint_at")),
     )
+
+
+def _checkpoint(stored: bytes | None) -> Any:
+    """A stored checkpoint's value (a record written by hand may hold anything: shown as text)."""
+    try:
+        return _serde.loads(stored)
+    except ValueError:
+        return _text(stored)
 
 
 def _trace_id(stored: bytes | None) -> str | None:

@@ -69,6 +69,9 @@ class WorkerSettings(BaseModel):
     dead_letter_maxlen: int = Field(_defaults.DEAD_LETTER_MAXLEN, ge=1)
     max_stalls: int = Field(_defaults.MAX_STALLS, ge=1)
     max_payload_bytes: int = Field(_defaults.MAX_PAYLOAD_BYTES, ge=64)
+    #: The largest encoded result a job may store in Redis; a bigger one fails the job with a
+    #: SerializationError (store it elsewhere and return a reference).
+    max_result_bytes: int = Field(_defaults.MAX_RESULT_BYTES, ge=64)
     #: Seconds a part of the worker (claims, leases, acks...) may keep failing with an
     #: unexpected error before the worker stops with WorkerFailed (Redis outages never count).
     give_up_after: float = Field(60.0, gt=0)

@@ -97,6 +97,7 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         store.recover(k, limit=10, default_max_tries=3, max_stalls=3),
         store.cancel(k, "a"),
         store.progress(k, "a", "w:1", 0.5, "stage", "message"),
+        store.checkpoint(k, "a", "w:1", b"7"),
         store.replay(k, "0-1", "a"),
         store.cron_tick(k, "c", 1, True, job),
         store.heartbeat(k, "w", 1000, [("t", 1, 0, 3), ("u", 0, 50, 0)]),
@@ -399,3 +400,27 @@ async def test_every_member_of_a_workflow_carries_its_trace_context(
     assert await store.start_workflow(k, "wf2", "chain", b"[0]", [first])
     [plain] = (await store.claim(k, "w1", 5, 5000, True)).jobs
     assert plain.trace == b"" and not await r.hexists(k.job("wf2.0"), "trace")
+
+
+async def test_a_checkpoint_goes_to_the_next_try_and_an_old_token_cannot_overwrite_it(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("j", max_tries=3)])
+    [first] = (await store.claim(k, "slow", 1, 1, True)).jobs
+    assert first.checkpoint == b"", "none yet"
+    assert await store.checkpoint(k, "j", "slow:1", b'{"page":3}') is True
+    await r.delete(k.wake)
+    await asyncio.sleep(0.01)  # the lease (1 ms) runs out: the job is recovered and reclaimed
+    assert (await store.recover(k, limit=10, default_max_tries=3, max_stalls=3)).recovered == 1
+    [second] = (await store.claim(k, "fast", 1, 5000, True)).jobs
+    assert (second.attempt, second.checkpoint) == (2, b'{"page":3}')
+    assert await store.checkpoint(k, "j", "fast:2", b'{"page":9}') is True
+    assert await store.checkpoint(k, "j", "slow:1", b'{"page":4}') is False, "a zombie's"
+    assert await r.hget(k.job("j"), "checkpoint") == b'{"page":9}'
+    assert await _fail(store, k, "fast:2", -1, 3) is FailOutcome.DEAD_LETTERED
+    [(entry, fields)] = await r.xrange(k.dead_letters)
+    assert fields[b"checkpoint"] == b'{"page":9}', "the dead letter keeps it"
+    assert await store.checkpoint(k, "j", "fast:2", b"1") is False, "an ended job takes none"
+    assert await store.replay(k, entry.decode(), "j") == "j"
+    [replayed] = (await store.claim(k, "w", 1, 5000, True)).jobs
+    assert (replayed.attempt, replayed.checkpoint) == (1, b'{"page":9}'), "a replay resumes"

@@ -73,6 +73,7 @@ class ClaimedRecord:
     timeout_ms: int
     enqueued_ms: int
     trace: bytes = b""  # the trace context stored at enqueue (b"" = none)
+    checkpoint: bytes = b""  # the last checkpoint a try saved (JSON; b"" = none)
 
 
 @dataclass(slots=True)

@@ -26,6 +26,7 @@ SCRIPT_NAMES = (
     "recover",
     "cancel",
     "progress",
+    "checkpoint",
     "replay",
     "cron_tick",
     "heartbeat",

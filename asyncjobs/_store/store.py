@@ -34,7 +34,7 @@ from .scripts import Script, load_scripts
 T = TypeVar("T")
 
 #: A claim reply carries this many values per claimed job (see claim.lua).
-_CLAIMED_WIDTH = 8
+_CLAIMED_WIDTH = 9
 
 
 def _text(value: bytes | str) -> str:
@@ -227,6 +227,7 @@ class Store:
                     timeout_ms=int(reply[i + 5]),
                     enqueued_ms=int(reply[i + 6]),
                     trace=reply[i + 7],
+                    checkpoint=reply[i + 8],
                 )
             )
         return claim
@@ -351,6 +352,10 @@ class Store:
             message=message or "",
         )
         return int(reply) > 0
+
+    async def checkpoint(self, keys: QueueKeys, job_id: str, token: str, value: bytes) -> bool:
+        """Save a running try's checkpoint (JSON); False if the try no longer holds the lease."""
+        return int(await self._script("checkpoint", keys, id=job_id, token=token, value=value)) > 0
 
     async def recover(
         self, keys: QueueKeys, *, limit: int, default_max_tries: int, max_stalls: int

@@ -165,12 +165,12 @@ local function finish_job(job_key, id, status, keep_ms)
   publish(id, status)
 end
 
--- Copies a failed job, with its error (and its trace context, if it has one), onto the capped
--- dead-letter stream.
+-- Copies a failed job, with its error (and its trace context and last checkpoint, if it has
+-- them), onto the capped dead-letter stream.
 local function dead_letter(job_key, id)
   local f = rcall('HMGET', job_key, 'task', 'payload', 'priority', 'max_tries', 'timeout',
     'attempts', 'enqueued_at', 'error_type', 'error_message', 'traceback', 'concurrency_key',
-    'trace')
+    'trace', 'checkpoint')
   local entry = {'id', id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
     'max_tries', f[4] or '0', 'timeout', f[5] or '0', 'attempts', f[6] or '0',
     'enqueued_at', f[7] or '0', 'failed_at', NOW, 'error_type', f[8] or '',
@@ -178,6 +178,10 @@ local function dead_letter(job_key, id)
   if f[12] then
     entry[#entry + 1] = 'trace'
     entry[#entry + 1] = f[12]
+  end
+  if f[13] then
+    entry[#entry + 1] = 'checkpoint'
+    entry[#entry + 1] = f[13]
   end
   rcall('XADD', K.dlq, 'MAXLEN', '~', DEAD_LETTER_CAP, '*', unpack(entry))
 end
