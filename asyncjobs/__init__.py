@@ -26,7 +26,7 @@ from ._errors import (
     WorkerLost,
 )
 from ._job import Job
-from ._models import JobInfo, JobStatus
+from ._models import JobInfo, JobStatus, WorkflowFailure, WorkflowStep
 from ._queue import Queue
 from ._settings import WorkerSettings
 from ._task import Task, task
@@ -68,6 +68,8 @@ __all__ = [
     "WorkerFailed",
     "WorkerLost",
     "WorkerSettings",
+    "WorkflowFailure",
+    "WorkflowStep",
     "chain",
     "chord",
     "cron",

@@ -171,3 +171,26 @@ def _trace_id(stored: bytes | None) -> str | None:
     """The trace id in a stored context's W3C traceparent ("00-<trace id>-<span id>-<flags>")."""
     match = re.search(rb'"traceparent": ?"[0-9a-f]{2}-([0-9a-f]{32})-', stored or b"")
     return match.group(1).decode() if match else None
+
+
+class WorkflowStep(BaseModel):
+    """A member of a workflow: its job id and its task."""
+
+    job_id: str
+    task: str
+
+
+class WorkflowFailure(BaseModel):
+    """What an ``on_error`` callback receives: which member failed the workflow, and how.
+
+    ``succeeded`` lists the members of the callback's own node (its chain, group or chord) that
+    had succeeded, in the order they appear in it: for a chain, the order they ran in. Read
+    their results with ``ctx.queue.job(step.job_id).result()``.
+    """
+
+    workflow_id: str
+    job_id: str
+    task: str
+    error_type: str
+    error_message: str
+    succeeded: list[WorkflowStep] = []

@@ -186,6 +186,7 @@ class Queue:
             compiled.kind,
             template(compiled.output),
             compiled.members(),
+            on_error=compiled.on_error(),
         )
         tracing = self._tracing
         if tracing is not None and tracing.active():

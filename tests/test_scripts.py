@@ -12,6 +12,7 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from asyncjobs._store import (
@@ -424,3 +425,36 @@ async def test_a_checkpoint_goes_to_the_next_try_and_an_old_token_cannot_overwri
     assert await store.replay(k, entry.decode(), "j") == "j"
     [replayed] = (await store.claim(k, "w", 1, 5000, True)).jobs
     assert (replayed.attempt, replayed.checkpoint) == (1, b'{"page":9}'), "a replay resumes"
+
+
+async def test_a_failing_member_enqueues_the_error_callbacks_holding_it_once(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    members = [WorkflowMember("t", b"[[],{}]", b"", b"", 0, "", 0, 0, 0, 0) for _ in range(3)]
+    on_error = orjson.dumps(
+        [
+            ["undo", "[[", ',"x"],{}]', 1, 1, 2, 5, 2, 0],  # a group of members 1..2
+            ["alert", '[["y"],{}]', "", 0, 0, 0, 0, 0, 0],  # takes no failure; member 0 only
+        ]
+    )
+    assert await store.start_workflow(k, "wf", "group", b"[0,1,2]", members, on_error=on_error)
+    claimed = {job.id for job in (await store.claim(k, "w", 3, 5000, True)).jobs}
+    assert claimed == {"wf.0", "wf.1", "wf.2"}
+    await store.complete(k, [("wf.0", "w:1", b"1")])
+    fail = {"retry_delay_ms": -1, "max_tries": 1, "traceback": ""}
+    await store.fail(k, "wf.2", "w:1", error_type="E", error_message="m", **fail)
+    await store.fail(k, "wf.1", "w:1", error_type="F", error_message="n", **fail)
+    callback = await r.hgetall(k.job("wf.on_error.0"))
+    assert (callback[b"task"], callback[b"status"]) == (b"undo", b"queued")
+    assert (callback[b"priority"], callback[b"max_tries"]) == (b"5", b"2")
+    assert orjson.loads(callback[b"payload"]) == [
+        [
+            {"workflow_id": "wf", "job_id": "wf.2", "task": "t", "error_type": "E",
+             "error_message": "m", "succeeded": []},
+            "x",
+        ],
+        {},
+    ]  # fmt: skip
+    assert not await r.exists(k.job("wf.on_error.1")), "member 2 is not in that node"
+    assert await r.zscore(k.ready, "wf.on_error.0") is not None
+    assert await r.zcard(k.ready) == 1, "the second failure enqueued nothing more"

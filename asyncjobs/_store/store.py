@@ -165,9 +165,11 @@ class Store:
         result_template: bytes,
         members: Sequence[WorkflowMember],
         trace: str = "",
+        on_error: bytes = b"[]",
     ) -> bool:
         """Store a compiled workflow and enqueue its first members; False if the id exists.
-        ``trace`` (a trace context, '' = none) is carried by every member."""
+        ``trace`` (a trace context, '' = none) is carried by every member; ``on_error`` lists
+        the error callbacks (see workflow_start.lua)."""
         reply = await self._script(
             "workflow_start",
             keys,
@@ -175,6 +177,7 @@ class Store:
             kind=kind,
             result_template=result_template,
             trace=trace,
+            on_error=on_error,
             each=members,
         )
         return bool(reply)

@@ -194,8 +194,9 @@ end
 -- Workflows. A workflow hash (`<tag>:wf:<id>`) holds, per member i: task:i, head:i, tail:i,
 -- tpl:i (input template: JSON list of literal JSON strings and member indexes), wait:i (results
 -- still awaited), next:i (members waiting for i), opt:i (priority,max_tries,timeout_ms), tol:i
--- (1 = its failure is tolerated), r:i (its result); and id, job_key, total, done, status,
--- result_tpl, keep, and trace (the trace context every member carries, if any). Members are
+-- (1 = its failure is tolerated), r:i (its result), failed:i (1 = its result is the marker of a
+-- tolerated failure); and id, job_key, total, done, status, result_tpl, keep, trace (the trace
+-- context every member carries, if any) and on_error (its error callbacks, if any). Members are
 -- jobs `<id>.<i>` in the same queue, carrying `workflow` (the workflow hash key) and `node` (i).
 -- The workflow itself is the job `<id>`.
 
@@ -281,8 +282,53 @@ local function wf_member_done(member_key, result)
   end
 end
 
+-- Error callbacks: `on_error` holds a JSON list, innermost node first, of
+-- [task, head, tail, takes_failure, first, last, priority, max_tries, timeout_ms], one per
+-- chain, group or chord given `.on_error(signature)`; its members are first..last. When member
+-- `node` fails the workflow, the callback of every node holding it is enqueued as job
+-- `<workflow id>.on_error.<k>`, its payload `head .. failure .. tail` (a WorkflowFailure as
+-- the first argument; `head` alone when it takes none). Once: a workflow fails only once.
+local function wf_error_callbacks(wf_key, wf_id, node, member_id, task, error_type, message)
+  local list = rcall('HGET', wf_key, 'on_error')
+  if not list then return end
+  node = tonumber(node)
+  local trace = rcall('HGET', wf_key, 'trace')
+  local enqueued = false
+  for k, cb in ipairs(cjson.decode(list)) do
+    local id = wf_id .. '.on_error.' .. (k - 1)
+    local job_key = P.job .. id
+    if node >= cb[5] and node <= cb[6] and rcall('EXISTS', job_key) == 0 then
+      local payload = cb[2]
+      if cb[4] == 1 then
+        local succeeded = {}
+        for i = cb[5], cb[6] do
+          if i ~= node and rcall('HEXISTS', wf_key, 'r:' .. i) == 1
+              and not rcall('HGET', wf_key, 'failed:' .. i) then
+            succeeded[#succeeded + 1] = '{"job_id":' .. cjson.encode(wf_id .. '.' .. i) ..
+              ',"task":' .. cjson.encode(rcall('HGET', wf_key, 'task:' .. i) or '') .. '}'
+          end
+        end
+        local failure = '{"workflow_id":' .. cjson.encode(wf_id) .. ',"job_id":' ..
+          cjson.encode(member_id) .. ',"task":' .. cjson.encode(task) .. ',"error_type":' ..
+          cjson.encode(error_type) .. ',"error_message":' .. cjson.encode(message) ..
+          ',"succeeded":[' .. table.concat(succeeded, ',') .. ']}'
+        payload = cb[2] .. failure .. cb[3]
+      end
+      rcall('HSET', job_key, 'task', cb[1], 'payload', payload, 'priority', cb[7],
+        'max_tries', cb[8], 'timeout', cb[9], 'attempts', 0, 'enqueued_at', NOW,
+        'status', 'queued', 'on_error_of', wf_id)
+      if trace then rcall('HSET', job_key, 'trace', trace) end
+      push_ready(job_key, id, cb[7])
+      publish(id, 'queued')
+      enqueued = true
+    end
+  end
+  if enqueued then wake() end
+end
+
 -- A member failed for good (dead-lettered, cancelled, expired). Tolerated: its result becomes a
--- failure marker. Otherwise the workflow fails, naming the member, and the rest is cancelled.
+-- failure marker. Otherwise the workflow fails, naming the member, the rest is cancelled and
+-- the error callbacks of the nodes holding it are enqueued.
 local function wf_member_failed(member_key, member_id, error_type, message)
   local m = rcall('HMGET', member_key, 'workflow', 'node', 'task')
   local wf_key, node = m[1], m[2]
@@ -290,6 +336,7 @@ local function wf_member_failed(member_key, member_id, error_type, message)
   if rcall('HGET', wf_key, 'tol:' .. node) == '1' then
     local marker = '{"failed":true,"job_id":' .. cjson.encode(member_id) .. ',"error_type":' ..
       cjson.encode(error_type) .. ',"error":' .. cjson.encode(message) .. '}'
+    rcall('HSET', wf_key, 'failed:' .. node, 1)
     wf_member_done(member_key, marker)
     return
   end
@@ -300,5 +347,6 @@ local function wf_member_failed(member_key, member_id, error_type, message)
     message, '')
   finish_job(w[2], w[1], 'failed', keep)
   wf_cancel_members(wf_key, member_id, keep)
+  wf_error_callbacks(wf_key, w[1], node, member_id, m[3] or '', error_type, message)
   rcall('PEXPIRE', wf_key, math.max(keep, 1))
 end
