@@ -36,6 +36,8 @@ class Claimer:
         start: Callable[[ClaimedJob], None],
         stopping: asyncio.Event,
         burst: bool,
+        burst_max_jobs: int | None = None,
+        burst_waits_for_deferred: bool = False,
     ) -> None:
         self.store = store
         self.queues = list(queues)
@@ -47,6 +49,9 @@ class Claimer:
         self.start = start
         self.stopping = stopping
         self.burst = burst
+        #: In burst mode: how many more jobs this worker may start (None: no limit).
+        self.budget = burst_max_jobs if burst else None
+        self.burst_waits_for_deferred = burst_waits_for_deferred
         self._suspect: ClaimedJob | None = None  # the one suspect this worker carries
         self._prefetched: Claim | None = None  # the first queue's claim, run behind a wake-up
         self._wait_next: tuple[int, QueueKeys, int] | None = None  # the wait the next step does
@@ -66,6 +71,10 @@ class Claimer:
             # claimed after the stop meanwhile.
             return True
         free = self.concurrency - len(self.running)
+        if self.budget is not None:
+            if self.budget <= 0:
+                return await self._until_running_done()
+            free = min(free, self.budget)
         if free <= 0:
             self.running.freed.clear()
             await self.running.freed.wait()
@@ -78,7 +87,10 @@ class Claimer:
                 claim = await self.store.claim(
                     keys, self.worker_id, free, self.lease_ms, not self._carries_suspect()
                 )
-            free -= self._start_claimed(keys, claim)
+            started = self._start_claimed(keys, claim)
+            free -= started
+            if self.budget is not None:
+                self.budget -= started
             suspects_left = suspects_left or claim.suspects_waiting
             if claim.next_due_ms >= 0 and (next_due_ms < 0 or claim.next_due_ms < next_due_ms):
                 next_due_ms, due_queue = claim.next_due_ms, keys
@@ -93,12 +105,8 @@ class Claimer:
                 async with timeout(1.0):  # not wait_for: it can swallow our cancellation
                     await self.running.freed.wait()
             return False
-        if self.burst:
-            if not len(self.running):
-                return True
-            self.running.freed.clear()
-            await self.running.freed.wait()
-            return False
+        if self.burst and not (self.burst_waits_for_deferred and next_due_ms >= 0):
+            return await self._until_running_done()
         if self.stopping.is_set():
             return True  # (see the top)
         # The wait is a step of its own: the claims above went through, so an outage that
@@ -112,6 +120,14 @@ class Claimer:
         # Let the jobs just claimed start first (the wake flag waits for us in Redis).
         await asyncio.sleep(0)
         self._prefetched = await self._block_until_woken(next_due_ms, due_queue, free)
+        return False
+
+    async def _until_running_done(self) -> bool:
+        """A burst with nothing left to claim: done once no job runs (a retry may come back)."""
+        if not len(self.running):
+            return True
+        self.running.freed.clear()
+        await self.running.freed.wait()
         return False
 
     def _start_claimed(self, keys: QueueKeys, claim: Claim) -> int:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -17,16 +17,19 @@ _ARQ_KEYS = {
     "job_id": "job_id",
     "job_try": "attempt",
     "enqueue_time": "enqueued_at",
+    "score": "_enqueued_ms",
     "redis": "_arq_redis",
 }
 
 
-class Context:
+class Context(MutableMapping[str, Any]):
     """Passed as the first argument of every task.
 
     ``ctx["db"]`` reads the worker-wide state that ``on_startup`` filled (arq-style). Each job
     gets its own copy of it: a write made while the job runs (in the task, or in
-    ``on_job_start``/``on_job_end``) stays with that job.
+    ``on_job_start``/``on_job_end``) stays with that job. It is a mapping, as arq's ctx dict is
+    (``dict(ctx)``, ``ctx.items()``), with arq's per-job keys (``job_id``, ``job_try``,
+    ``enqueue_time``, ``score``, ``redis``) beside the state.
     """
 
     __slots__ = (
@@ -131,6 +134,16 @@ class Context:
 
     def __setitem__(self, key: str, value: Any) -> None:
         self._state[key] = value
+
+    def __delitem__(self, key: str) -> None:
+        del self._state[key]
+
+    def __iter__(self) -> Iterator[str]:
+        yield from self._state
+        yield from (key for key in _ARQ_KEYS if key not in self._state)
+
+    def __len__(self) -> int:
+        return len(self._state) + sum(1 for key in _ARQ_KEYS if key not in self._state)
 
     def __contains__(self, key: object) -> bool:
         return key in self._state or key in _ARQ_KEYS

@@ -2,48 +2,19 @@
 
 from __future__ import annotations
 
-import difflib
 import inspect
-import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import _defaults
+from ._arq_compat import ARQ_ALIASES, ARQ_IGNORED, redis_url_of, settings_attributes, translate
 from ._errors import ConfigurationError
 from ._store import check_queue_name
 from ._task import Task
 
 Hook = Callable[[Any], Awaitable[None]]
-
-#: arq attribute name → our field name, for settings classes written for arq.
-#: arq settings with nothing to do in asyncjobs (no polling, no pickle, leases instead of
-#: health keys); accepted so an arq module runs unchanged, and logged once.
-ARQ_IGNORED = frozenset(
-    {
-        "poll_delay",
-        "queue_read_limit",
-        "health_check_interval",
-        "health_check_key",
-        "allow_abort_jobs",
-        "handle_signals",
-        "expires_extra_ms",
-        "job_completion_wait",
-        "keep_result_forever",
-        "log_results",
-        "retry_jobs",
-        "max_burst_jobs",
-        "burst",
-        "ctx",
-    }
-)
-
-ARQ_ALIASES = {
-    "max_jobs": "concurrency",
-    "queue_name": "queues",
-    "redis_settings": "redis_url",
-}
 
 
 class WorkerSettings(BaseModel):
@@ -86,6 +57,15 @@ class WorkerSettings(BaseModel):
     trace_parent: Literal["link", "child"] = "link"
     #: Where the spans go: the global tracer provider unless set.
     tracer_provider: Any = None
+    #: Run as ``run(burst=True)`` would (arq's ``burst = True`` on a settings class).
+    burst: bool = False
+    #: In burst mode, start at most this many jobs, then stop (-1: no limit).
+    max_burst_jobs: int = Field(-1, ge=-1)
+    #: In burst mode, also wait for deferred jobs (retries included) to come due and run, as
+    #: arq's burst does; by default a burst returns once nothing is ready or running.
+    burst_waits_for_deferred: bool = False
+    #: The worker-wide state every job's ctx starts from (arq's ``ctx``); on_startup adds to it.
+    state: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("functions")
     @classmethod
@@ -119,39 +99,32 @@ class WorkerSettings(BaseModel):
     def _redis_url(cls, value: Any) -> Any:
         # arq's RedisSettings(host=, port=, database=, password=) → a URL
         if hasattr(value, "host") and hasattr(value, "port"):
-            user = getattr(value, "username", None) or ""
-            password = getattr(value, "password", None)
-            auth = f"{user}:{password}@" if password else (f"{user}@" if user else "")
-            scheme = "rediss" if getattr(value, "ssl", False) else "redis"
-            return f"{scheme}://{auth}{value.host}:{value.port}/{getattr(value, 'database', 0)}"
+            return redis_url_of(value)
         return value
 
     @classmethod
     def coerce(cls, obj: Any) -> WorkerSettings:
-        """Accept a WorkerSettings, a dict, or an arq-style class/object with the same names."""
+        """Accept a WorkerSettings, a dict of its fields, or a settings class/object: an arq one
+        with arq's names and defaults, or one written for asyncjobs (see ``_arq_compat``)."""
         if isinstance(obj, WorkerSettings):
             return obj
         if isinstance(obj, dict):
-            raw = dict(obj)
+            data = translate(obj, cls.model_fields, arq_style=False)
         else:
-            raw = {k: getattr(obj, k) for k in dir(obj) if not k.startswith("_")}
-        data: dict[str, Any] = {}
-        for key, value in raw.items():
-            if key in ARQ_IGNORED:
-                logging.getLogger("asyncjobs.worker").info(
-                    "arq setting %r has no effect in asyncjobs; ignored", key
-                )
-                continue
-            field = ARQ_ALIASES.get(key, key)
-            if field not in cls.model_fields:
-                hint = difflib.get_close_matches(field, list(cls.model_fields), n=1)
-                raise ConfigurationError(
-                    f"unknown worker setting {key!r}"
-                    + (f"; did you mean {hint[0]!r}?" if hint else "")
-                    + f" Known settings: {', '.join(sorted(cls.model_fields))}"
-                )
-            data[field] = value
+            data = translate(settings_attributes(obj), cls.model_fields)
+        return cls.checked(data)
+
+    @classmethod
+    def from_arq(cls, raw: dict[str, Any]) -> WorkerSettings:
+        """Settings from arq's Worker keyword arguments, with arq's defaults."""
+        return cls.checked(translate(raw, cls.model_fields, arq_style=True))
+
+    @classmethod
+    def checked(cls, data: dict[str, Any]) -> WorkerSettings:
         try:
             return cls(**data)
         except ValueError as exc:
             raise ConfigurationError(f"invalid worker settings: {exc}") from None
+
+
+__all__ = ["ARQ_ALIASES", "ARQ_IGNORED", "WorkerSettings"]

@@ -58,7 +58,7 @@ class Worker:
         )
         self.keys = [QueueKeys(q, self.settings.prefix) for q in self.settings.queues]
         #: The worker-wide state: what on_startup puts here, every job's ctx starts from.
-        self.state: dict[str, Any] = {}
+        self.state: dict[str, Any] = dict(self.settings.state)
         self.running = RunningJobs()
         self.metrics: Any = None
         self.outages = OutageLog(log)
@@ -77,6 +77,7 @@ class Worker:
         non-zero; its running jobs come back through their leases).
         """
         s = self.settings
+        burst = burst or s.burst
         connection = Connection(s.redis_url)
         store = Store(
             connection,
@@ -93,6 +94,7 @@ class Worker:
         )
         self.state["queue"] = queue
         self.state["worker_id"] = self.id
+        self.state["redis"] = _arq_client(queue)
         supervisor = Supervisor(log, self.outages, give_up_after=s.give_up_after)
         finisher = Finisher(store, supervisor)
         hooks = Hooks(s)
@@ -182,6 +184,8 @@ class Worker:
                 start=self._starter(runner, jobs_context),
                 stopping=self._stopping,
                 burst=burst,
+                burst_max_jobs=s.max_burst_jobs if s.max_burst_jobs >= 0 else None,
+                burst_waits_for_deferred=s.burst_waits_for_deferred,
             )
             claims = _spawn(quiet, supervisor.run(Claimer.PART, claimer.step), "asyncjobs-claims")
             stop = asyncio.create_task(self._stopping.wait())
@@ -335,6 +339,14 @@ def _spawn(
     if context is None:
         return asyncio.create_task(coro, name=name)
     return context.run(asyncio.create_task, coro, name=name)
+
+
+def _arq_client(queue: Queue) -> Any:
+    """``ctx["redis"]``: arq's client (raw commands and ``enqueue_job``) on the worker's
+    connection pool; the Queue itself where arq's client cannot share it (a cluster)."""
+    from .arq.connections import ArqRedis  # the arq package imports this module: not at the top
+
+    return ArqRedis.for_queue(queue) or queue
 
 
 def _once(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[bool]]:

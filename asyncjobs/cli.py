@@ -8,6 +8,7 @@ import json
 import logging
 import os
 import sys
+import types
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -17,6 +18,7 @@ from . import _defaults
 from ._errors import AsyncJobsError, ConfigurationError
 from ._leftovers import end_leftover_tasks, install_task_origins
 from ._queue import Queue
+from ._reload import run_reloading
 from ._settings import WorkerSettings
 from ._worker import Worker
 from .log import FORMATS, configure_logging
@@ -51,11 +53,15 @@ RedisUrlOption = typer.Option(
 
 
 def import_settings(path: str) -> Any:
-    """Import ``module:attribute``; say exactly which part is missing if it fails."""
+    """Import ``module:attribute`` (or arq's ``module.Attribute``); say exactly which part is
+    missing if it fails."""
     module_name, sep, attr = path.partition(":")
+    if not sep:  # arq's dotted form
+        module_name, sep, attr = path.rpartition(".")
     if not sep or not module_name or not attr:
         raise ConfigurationError(
-            f"{path!r} is not of the form module:settings (e.g. myapp.worker:settings)"
+            f"{path!r} is not of the form module:settings (e.g. myapp.worker:settings) or "
+            "module.Settings (e.g. myapp.worker.WorkerSettings)"
         )
     if os.getcwd() not in sys.path:
         sys.path.insert(0, os.getcwd())
@@ -69,12 +75,18 @@ def import_settings(path: str) -> Any:
             ) from None
         raise
     try:
-        return getattr(module, attr)
+        found = getattr(module, attr)
     except AttributeError:
         raise ConfigurationError(
             f"module {module_name!r} has no attribute {attr!r}; "
             "it should be a WorkerSettings instance or an arq-style settings class"
         ) from None
+    if isinstance(found, types.ModuleType):
+        raise ConfigurationError(
+            f"{path!r} is a module: name its settings, as module:settings (e.g. "
+            f"{path}:settings) or module.Settings (e.g. {path}.WorkerSettings)"
+        )
+    return found
 
 
 def resolve_url(flag: str | None, settings_url: str | None = None) -> str:
@@ -111,7 +123,7 @@ def _run(coro_fn: Callable[[], Awaitable[T]], loop: str = "asyncio") -> T:
 
 @app.command()
 def worker(
-    settings_path: str = typer.Argument(..., metavar="MODULE:SETTINGS"),
+    settings_path: str = typer.Argument(..., metavar="MODULE:SETTINGS"),  # or arq's module.Settings
     burst: bool = typer.Option(False, "--burst", help="Stop once no job is ready or running."),
     concurrency: int | None = typer.Option(None, "--concurrency", "-c", min=1),
     queue: list[str] | None = typer.Option(None, "--queue", "-q", help="Repeat for several."),
@@ -129,6 +141,12 @@ def worker(
     ),
     loop: str = typer.Option(
         "auto", "--loop", help="Event loop: auto (uvloop when installed), asyncio or uvloop."
+    ),
+    reload: bool = typer.Option(
+        False, "--reload", help="Development: restart when code in this folder changes."
+    ),
+    watch: list[str] | None = typer.Option(
+        None, "--watch", metavar="DIR", help="Development: restart when code in DIR changes."
     ),
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (graceful), or with --burst until nothing is left.
@@ -157,6 +175,22 @@ def worker(
         overrides.update(metrics_port=metrics_port, metrics_host=metrics_host)
     if not log_successes:
         overrides["log_successes"] = False
+    if reload or watch:
+        command = [sys.executable, "-m", "asyncjobs", "worker", settings_path, "--loop", loop]
+        command += ["--log-level", log_level] + (["--burst"] if burst else [])
+        command += ["--concurrency", str(concurrency)] if concurrency else []
+        command += [arg for name in queue or () for arg in ("--queue", name)]
+        command += ["--redis-url", redis_url] if redis_url else []
+        command += ["--metrics-port", str(metrics_port), "--metrics-host", metrics_host] * (
+            metrics_port is not None
+        )
+        command += [] if log_successes else ["--no-log-successes"]
+        try:
+            run_reloading(watch or [os.getcwd()], command)
+        except ConfigurationError as exc:
+            typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+            raise typer.Exit(2) from None
+        return
     try:
         w = Worker(settings, **overrides)
     except ConfigurationError as exc:

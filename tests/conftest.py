@@ -45,6 +45,12 @@ def backend_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> st
     return f"memory://{uuid.uuid4().hex}"
 
 
+@pytest.fixture(params=["redis", "memory"])
+def arq_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
+    """The session's real Redis, or a fresh memory:// one (arq's client has no cluster mode)."""
+    return redis_server.url if request.param == "redis" else f"memory://{uuid.uuid4().hex}"
+
+
 @pytest.fixture
 def redis_url(redis_server: RedisServer) -> str:
     """The real server only (for tests that need a second process or raw Redis access)."""

@@ -517,6 +517,9 @@ async def test_hooks_and_job_lifecycle(queue: Queue) -> None:
 
 
 def test_settings_refuse_unknown_names() -> None:
+    """A class written for asyncjobs (it names one of asyncjobs's own settings) is checked as
+    strictly as WorkerSettings(...): a typo is refused, never dropped."""
+
     class ArqStyle:
         functions = [add]
         max_jobs = 5
@@ -527,6 +530,7 @@ def test_settings_refuse_unknown_names() -> None:
 
     class Typo:
         functions = [add]
+        queues = ["q"]
         concurency = 5
 
     from asyncjobs import ConfigurationError
