@@ -30,23 +30,32 @@ async def hundred_steps(ctx: Context, steps: str, reached: str) -> int:
 @task(max_tries=5)
 async def zombie_probe(ctx: Context, log: str, job_key: str, url: str) -> str:
     """Try 1 saves a checkpoint, waits for the go, then blocks its event loop (sync code) until
-    another try has saved one, and saves again: a zombie. Try 2 saves, then waits for release."""
+    another try has saved one, and saves again: a zombie. Try 2 saves, then waits for release.
+
+    The zombie writes its records with a sync client, so nothing else on its loop runs between
+    "attempting" and the checkpoint's command being sent."""
     client = ctx.queue.client
     if ctx.attempt == 1:
         await ctx.checkpoint("try 1")
         while not await client.exists(f"{log}:go"):  # noqa: ASYNC110 - set by the test
             await asyncio.sleep(0.02)
         sync = redis.Redis.from_url(url)
-        deadline = time.monotonic() + 30
-        while sync.hget(job_key, "checkpoint") != b'"try 2"' and time.monotonic() < deadline:
-            time.sleep(0.02)  # noqa: ASYNC251 - blocks the loop on purpose: the lease runs out
-        sync.close()
         try:
-            await ctx.checkpoint("zombie")
-        except LeaseLost:
-            await client.rpush(log, "refused")
-            raise
-        await client.rpush(log, "stored")
+            deadline = time.monotonic() + 30
+            while sync.hget(job_key, "checkpoint") != b'"try 2"' and time.monotonic() < deadline:
+                time.sleep(0.02)  # noqa: ASYNC251 - blocks the loop on purpose: the lease runs out
+            sync.rpush(log, "attempting")
+            try:
+                await ctx.checkpoint("zombie")
+            except LeaseLost:
+                sync.rpush(log, "refused")
+                raise
+            except asyncio.CancelledError:  # its worker learnt of the lost lease first
+                sync.rpush(log, "stopped")
+                raise
+            sync.rpush(log, "stored")
+        finally:
+            sync.close()
         return "zombie"
     await client.rpush(log, f"try {ctx.attempt} resumed from {ctx.last_checkpoint}")
     await ctx.checkpoint("try 2")
