@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._context import Context
-from ._cron import cron
+from ._cron import CronInfo, CronJob, cron
 from ._errors import (
     AsyncJobsError,
     ConfigurationError,
@@ -44,6 +44,8 @@ __all__ = [
     "Chord",
     "ConfigurationError",
     "Context",
+    "CronInfo",
+    "CronJob",
     "DeadLetterNotFound",
     "Group",
     "Job",

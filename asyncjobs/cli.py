@@ -313,7 +313,10 @@ def info(
         _run(live)
         return
     rows = _run(once)
+    unserved = _unserved_crons(resolve_url(redis_url), prefix)
     if as_json:
+        for row in rows:
+            row["crons_not_served"] = [c.name for c in unserved if c.queue == row["queue"]]
         typer.echo(json.dumps(rows))
     elif not rows:
         typer.echo("no queues yet (nothing was enqueued and no worker started)")
@@ -325,6 +328,22 @@ def info(
         for r in rows:
             cells = (str(r.get(c, 0)).ljust(w) for c, w in zip(INFO_COLUMNS, widths, strict=True))
             typer.echo("  ".join(cells))
+    for c in [] if as_json else unserved:  # nothing else would show their ticks are not made
+        typer.echo(
+            f"warning: cron {c.name!r} of queue {c.queue!r} runs task {c.task!r}, which no live "
+            "worker of that queue knows: none of its ticks is enqueued until one does",
+            err=True,
+        )
+
+
+def _unserved_crons(url: str, prefix: str) -> list[Any]:
+    """The crons (of every queue) whose task no live worker of their queue knows."""
+
+    async def read() -> list[Any]:
+        async with Queue(url, prefix=prefix) as q:
+            return [c for c in await q.crons(all_queues=True) if not c.served]
+
+    return _run(read)
 
 
 @app.command()

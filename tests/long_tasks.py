@@ -64,6 +64,15 @@ async def zombie_probe(ctx: Context, log: str, job_key: str, url: str) -> str:
     return "try 2"
 
 
+@task
+async def record_tick(ctx: Context, key: str) -> None:
+    """A cron's task: records which tick job ran (its id says which tick), once per run."""
+    await ctx.queue.client.rpush(key, ctx.job_id)
+
+
 settings = WorkerSettings(
-    functions=[hundred_steps, zombie_probe], lease_seconds=1.0, max_tries=3, shutdown_grace=1.0
+    functions=[hundred_steps, zombie_probe, record_tick],
+    lease_seconds=1.0,
+    max_tries=3,
+    shutdown_grace=1.0,
 )

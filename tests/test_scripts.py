@@ -18,6 +18,8 @@ import pytest
 from asyncjobs._store import (
     CancelOutcome,
     Connection,
+    CronChange,
+    CronTickOutcome,
     FailOutcome,
     NewJob,
     QueueKeys,
@@ -101,6 +103,10 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         store.checkpoint(k, "a", "w:1", b"7"),
         store.replay(k, "0-1", "a"),
         store.cron_tick(k, "c", 1, True, job),
+        store.cron_tick(k, "c", 1, True, job, revision="r1"),
+        store.add_cron(k, "c", b'{"source":"runtime"}'),
+        store.remove_cron(k, "c"),
+        store.declare_crons(k, 1000, [("c", b"{}"), ("d", b"{}")]),
         store.heartbeat(k, "w", 1000, [("t", 1, 0, 3), ("u", 0, 50, 0)]),
         store.start_workflow(k, "wf", "chain", b"[0]", [member, member]),
     ]
@@ -458,3 +464,51 @@ async def test_a_failing_member_enqueues_the_error_callbacks_holding_it_once(
     assert not await r.exists(k.job("wf.on_error.1")), "member 2 is not in that node"
     assert await r.zscore(k.ready, "wf.on_error.0") is not None
     assert await r.zcard(k.ready) == 1, "the second failure enqueued nothing more"
+
+
+def _runtime(revision: str) -> bytes:
+    return orjson.dumps({"task": "t", "expression": "* * * * *", "source": "runtime",
+                         "revision": revision, "args": [], "kwargs": {}})  # fmt: skip
+
+
+async def test_a_run_time_cron_ticks_only_while_its_definition_is_stored(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    async with r.pubsub() as changes:
+        await changes.subscribe(k.cron_changes)
+        assert await store.add_cron(k, "c", _runtime("r1")) is CronChange.ADDED
+        assert await store.add_cron(k, "c", _runtime("r2")) is CronChange.REPLACED
+        published = [await changes.get_message(timeout=1) for _ in range(3)]
+        assert [m["data"] for m in published if m and m["type"] == "message"] == [b"c", b"c"]
+    assert (await store.cron_tick(k, "c", 1000, False, new("c1"), revision="r1"))[1] == (
+        CronTickOutcome.REMOVED
+    ), "the replaced definition"
+    assert (await store.cron_tick(k, "c", 1000, False, new("c1"), revision="r2"))[1] == (
+        CronTickOutcome.ENQUEUED
+    )
+    assert await store.remove_cron(k, "c") is CronChange.REMOVED
+    assert await r.hget(k.cron, "c") is None and await r.hget(k.crontab, "c") is None
+    assert (await store.cron_tick(k, "c", 2000, False, new("c2"), revision="r2"))[1] == (
+        CronTickOutcome.REMOVED
+    )
+    assert not await r.exists(k.job("c2")), "nothing enqueued after the removal"
+    assert await store.remove_cron(k, "c") is CronChange.NOT_FOUND
+    _, settings_tick = await store.cron_tick(k, "s", 1000, False, new("s1"))
+    assert settings_tick is CronTickOutcome.ENQUEUED, "a settings cron is not in the crontab"
+
+
+async def test_settings_crons_are_declared_for_a_while_and_never_over_a_run_time_one(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.add_cron(k, "taken", _runtime("r1"))
+    settings = orjson.dumps({"task": "t", "expression": "0 3 * * *", "source": "settings"})
+    conflicts = await store.declare_crons(k, 50, [("nightly", settings), ("taken", settings)])
+    assert conflicts == ["taken"]
+    assert orjson.loads(await r.hget(k.crontab, "taken"))["revision"] == "r1", "untouched"
+    declared = orjson.loads(await r.hget(k.crontab, "nightly"))
+    assert declared["source"] == "settings" and declared["until"] > 0
+    assert await store.add_cron(k, "nightly", _runtime("r2")) is CronChange.REFUSED
+    assert await store.remove_cron(k, "nightly") is CronChange.REFUSED
+    await asyncio.sleep(0.06)  # the declaration (50 ms) lapses: no worker renewed it
+    assert await store.declare_crons(k, 50, []) == []
+    assert await r.hget(k.crontab, "nightly") is None, "a lapsed declaration is dropped"

@@ -105,6 +105,15 @@ class CronTickOutcome(IntEnum):
     ENQUEUED = 0
     ALREADY_HANDLED = 1
     SKIPPED_STILL_RUNNING = 2
+    REMOVED = 3  # the run-time cron was removed or replaced since the worker loaded it
+
+
+class CronChange(IntEnum):
+    ADDED = 1
+    REPLACED = 2
+    REMOVED = 3
+    NOT_FOUND = 0
+    REFUSED = -1  # a live worker declares a cron of that name from its settings
 
 
 class DeadLettered(NamedTuple):

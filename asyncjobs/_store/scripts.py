@@ -29,6 +29,9 @@ SCRIPT_NAMES = (
     "checkpoint",
     "replay",
     "cron_tick",
+    "cron_add",
+    "cron_remove",
+    "cron_declare",
     "heartbeat",
     "workflow_start",
 )

@@ -20,6 +20,7 @@ from .records import (
     CancelOutcome,
     Claim,
     ClaimedRecord,
+    CronChange,
     CronTickOutcome,
     DeadLettered,
     Enqueued,
@@ -183,12 +184,61 @@ class Store:
         return bool(reply)
 
     async def cron_tick(
-        self, keys: QueueKeys, name: str, tick_ms: int, unique: bool, job: NewJob
+        self,
+        keys: QueueKeys,
+        name: str,
+        tick_ms: int,
+        unique: bool,
+        job: NewJob,
+        revision: str = "",
     ) -> tuple[str, CronTickOutcome]:
+        """Enqueue one tick of cron ``name`` once; ``revision`` ('' for a settings cron) is the
+        run-time definition the worker fires: nothing is enqueued if it was removed since."""
         reply = await self._script(
-            "cron_tick", keys, name=name, tick_ms=tick_ms, unique=int(unique), each=[job]
+            "cron_tick",
+            keys,
+            name=name,
+            tick_ms=tick_ms,
+            unique=int(unique),
+            revision=revision,
+            each=[job],
         )
         return _text(reply[0]), CronTickOutcome(int(reply[1]))
+
+    async def add_cron(self, keys: QueueKeys, name: str, definition: bytes) -> CronChange:
+        """Store (or replace) a run-time cron and tell the workers."""
+        reply = await self._script("cron_add", keys, name=name, definition=definition)
+        return CronChange(int(reply))
+
+    async def remove_cron(self, keys: QueueKeys, name: str) -> CronChange:
+        """Delete a run-time cron and its tick state, and tell the workers."""
+        return CronChange(int(await self._script("cron_remove", keys, name=name)))
+
+    async def declare_crons(
+        self, keys: QueueKeys, hold_ms: int, crons: Sequence[tuple[str, bytes]]
+    ) -> list[str]:
+        """List a worker's settings crons in the crontab for ``hold_ms``; returns the names a
+        run-time cron holds (those are not listed)."""
+        reply = await self._script("cron_declare", keys, hold_ms=hold_ms, each=crons)
+        return [_text(name) for name in reply]
+
+    async def crontab(self, keys: QueueKeys) -> dict[str, bytes]:
+        """The queue's crons, by name: their stored definitions (JSON)."""
+        entries = await self._guard(self.connection.client.hgetall(keys.crontab))
+        return {_text(name): value for name, value in entries.items()}
+
+    async def cron_ticks(self, keys: QueueKeys) -> dict[str, int]:
+        """The last tick handled (Unix ms) of each cron of the queue, by name."""
+        entries = await self._guard(self.connection.client.hgetall(keys.cron))
+        return {_text(name): int(state.split(b" ")[0]) for name, state in entries.items()}
+
+    async def served_until(self, keys: QueueKeys, tasks: Sequence[str]) -> dict[str, int]:
+        """Until when (Redis ms) some live worker of the queue declared it knows each task."""
+        if not tasks:
+            return {}
+        fields = [f"{task}:served:until" for task in tasks]
+        values = await self._guard(self.connection.client.hmget(keys.limits, fields))
+        return {task: int(float(v or 0)) for task, v in zip(tasks, values, strict=True)}
 
     async def replay(self, keys: QueueKeys, entry: str, job_id: str) -> str | None:
         """Turn dead letter ``entry`` (of ``job_id``) back into a queued job; None if the entry

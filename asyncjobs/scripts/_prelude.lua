@@ -3,7 +3,7 @@
 -- The key block: every script gets these KEYS, in this order, each named "<tag>:<name>".
 -- The store builds them from this list, so adding a key is a change to this line only.
 local KEY_NAMES = {'ready', 'deferred', 'leases', 'wake', 'seq', 'stats', 'limits', 'dlq',
-  'workers', 'cron'}
+  'workers', 'cron', 'crontab'}
 -- The leading arguments, the same for every script (a script's own ARGV come after them):
 --   ARGV[1] tag   the queue's hash tag "{<prefix>:<queue>}"; every key a script builds starts
 --     with it, so all keys of a queue share one Redis Cluster slot
@@ -26,6 +26,8 @@ local TAG, KEEP_MS, DEAD_LETTER_CAP = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[
 local P = {job = TAG .. ':job:', idem = TAG .. ':idem:', wf = TAG .. ':wf:',
   group = TAG .. ':group:', rate = TAG .. ':rate:', rate_started = TAG .. ':rate-started:'}
 local EVENTS, CANCELS = TAG .. ':events', TAG .. ':cancel'
+-- A change to the queue's crontab is published here (the cron name), so workers reload it.
+local CRON_CHANGES = TAG .. ':cron-changes'
 
 local NOW
 do

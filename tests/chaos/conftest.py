@@ -29,7 +29,19 @@ from .helpers import SCALE, SETTINGS, WorkerProcess
 
 #: Keys every queue keeps for good; anything else under its hash tag is per job and must expire.
 FIXED_KEYS = frozenset(
-    {"ready", "deferred", "leases", "wake", "seq", "stats", "dlq", "workers", "limits", "cron"}
+    {
+        "ready",
+        "deferred",
+        "leases",
+        "wake",
+        "seq",
+        "stats",
+        "dlq",
+        "workers",
+        "limits",
+        "cron",
+        "crontab",
+    }
 )
 
 _FIGURES: list[str] = []
