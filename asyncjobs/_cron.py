@@ -21,6 +21,7 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel
 
+from . import _serde
 from ._errors import ConfigurationError, UnknownTaskError
 from ._options import JobDefaults, new_job
 from ._store import CronChange, QueueKeys, Store
@@ -86,12 +87,7 @@ class CronJob:
 
     def next_after(self, moment: datetime) -> datetime:
         """The first tick strictly after ``moment`` (aware datetimes)."""
-        from croniter import croniter
-
-        at: datetime = croniter(self.expression, moment.astimezone(self.timezone)).get_next(
-            datetime
-        )
-        return at
+        return next_tick(self.expression, self.timezone, moment)
 
     def previous_before(self, moment: datetime) -> datetime:
         from croniter import croniter
@@ -100,6 +96,14 @@ class CronJob:
             datetime
         )
         return at
+
+
+def next_tick(expression: str, zone: tzinfo, moment: datetime) -> datetime:
+    """The first tick of ``expression`` in ``zone`` strictly after ``moment``."""
+    from croniter import croniter
+
+    at: datetime = croniter(expression, moment.astimezone(zone)).get_next(datetime)
+    return at
 
 
 def cron(
@@ -212,7 +216,7 @@ def zone_from_key(key: str) -> tzinfo:
 
 def definition(job: CronJob, source: Source, revision: str = "", added_ms: int = 0) -> bytes:
     """The JSON a crontab entry holds (a settings cron's `until` is added by cron_declare)."""
-    return orjson.dumps(
+    return _serde.dumps(
         {
             "task": job.task_name,
             "expression": job.expression,
@@ -225,7 +229,7 @@ def definition(job: CronJob, source: Source, revision: str = "", added_ms: int =
             "revision": revision,
             "added_at": added_ms,
         },
-        default=list,
+        f"cron {job.name!r}",
     )
 
 
@@ -275,9 +279,7 @@ def _info(
     d = orjson.loads(raw)
     next_run = None
     try:
-        probe = CronJob(task=d["task"], name=name, expression=d["expression"],
-                        timezone=zone_from_key(d.get("timezone", "UTC")))  # fmt: skip
-        next_run = probe.next_after(now)
+        next_run = next_tick(d["expression"], zone_from_key(d.get("timezone", "UTC")), now)
     except Exception:  # an IANA zone this machine lacks, a schedule written by hand
         log.debug("cron %s: cannot compute its next tick", name, exc_info=True)
     return CronInfo(
