@@ -223,8 +223,11 @@ class CronScheduler:
             )  # fmt: skip
             return None
         try:
-            return from_definition(key[1], raw, task, queue=key[0])
-        except Exception as exc:  # a time zone this machine lacks, a definition made by hand
+            job = from_definition(key[1], raw, task, queue=key[0])
+            task.check_arguments(job.args, job.kwargs)  # added by name: checked only here
+            job.next_after(datetime.now(timezone.utc))
+            return job
+        except Exception as exc:  # wrong arguments, a time zone this machine lacks, ...
             self._tell_once(key, revision, logging.ERROR,
                             "cron %s of queue %s cannot be scheduled here: %s", key[1], key[0],
                             exc)  # fmt: skip

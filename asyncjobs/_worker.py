@@ -57,7 +57,11 @@ class Worker:
                     f"cron {cron_job.name!r} names task {cron_job.task.name!r}, which is not in "
                     "WorkerSettings.functions: add it there (or give cron() the task itself)"
                 )
-            self.registry.setdefault(cron_job.task.name, cron_job.task)
+            task = self.registry.setdefault(cron_job.task.name, cron_job.task)
+            try:
+                task.check_arguments(cron_job.args, cron_job.kwargs)
+            except TypeError as exc:
+                raise ConfigurationError(f"cron {cron_job.name!r}: {exc}") from None
         self.id = (
             self.settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         )

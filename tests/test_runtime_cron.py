@@ -238,3 +238,30 @@ def test_asyncjobs_info_reports_a_cron_no_worker_serves(redis_url: str) -> None:
         assert row["crons_not_served"] == ["invoices", "reminders"]
     finally:
         asyncio.run(remove())
+
+
+async def test_a_cron_added_by_name_with_wrong_arguments_is_skipped_not_fatal(
+    queue: Queue, start_worker: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    key = f"{tag()}:ticks"
+    await start_worker([record_tick], give_up_after=1.0)
+    await queue.add_cron(cron("record_tick", EVERY_SECOND, name="no-args"))  # needs a key
+    await queue.add_cron(cron("record_tick", EVERY_SECOND, name="fine", args=(key,)))
+    # three ticks take longer than give_up_after: a cron part failing on the bad one would
+    # have stopped the worker by then
+    await wait_until(lambda: at_least(queue, key, 3), 20, "ticks of the good cron")
+    assert "cron no-args of queue" in caplog.text and "wrong arguments for task" in caplog.text
+    assert await tick_jobs(queue, "no-args") == {}
+    await queue.remove_cron("no-args")
+    await queue.remove_cron("fine")
+
+
+def test_a_settings_cron_with_wrong_arguments_stops_the_worker_at_once() -> None:
+    from asyncjobs import Worker, WorkerSettings
+
+    bad = cron(record_tick, EVERY_SECOND, name="no-key")
+    with pytest.raises(ConfigurationError, match="cron 'no-key': wrong arguments for task"):
+        Worker(WorkerSettings(redis_url="memory://", functions=[record_tick], cron_jobs=[bad]))
+    by_name = cron("reports.weekly", "0 8 * * mon")
+    with pytest.raises(ConfigurationError, match=r"not in WorkerSettings\.functions"):
+        Worker(WorkerSettings(redis_url="memory://", functions=[record_tick], cron_jobs=[by_name]))
