@@ -15,6 +15,7 @@ from ._errors import (
     JobTimeout,
     LeaseLost,
     PayloadError,
+    QueueInUse,
     RedisCommandError,
     RedisUnavailable,
     ResultNotFound,
@@ -27,14 +28,16 @@ from ._errors import (
 )
 from ._job import Job
 from ._models import JobInfo, JobStatus, WorkflowFailure, WorkflowStep
+from ._presence import WorkerInfo
 from ._queue import Queue
 from ._settings import WorkerSettings
+from ._stats import HistoryBucket, HourlyBucket, QueueStats, UnknownTask
 from ._task import Task, task
 from ._worker import Worker
 from ._workflow import Chain, Chord, Group, Signature, chain, chord, group
 
 try:
-    __version__ = version("asyncjobs")
+    __version__ = version("asyncjobs-redis")  # the distribution name, not the import name
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
@@ -48,6 +51,8 @@ __all__ = [
     "CronJob",
     "DeadLetterNotFound",
     "Group",
+    "HistoryBucket",
+    "HourlyBucket",
     "Job",
     "JobCancelled",
     "JobFailed",
@@ -57,6 +62,8 @@ __all__ = [
     "LeaseLost",
     "PayloadError",
     "Queue",
+    "QueueInUse",
+    "QueueStats",
     "RedisCommandError",
     "RedisUnavailable",
     "ResultNotFound",
@@ -65,9 +72,11 @@ __all__ = [
     "Signature",
     "SoftTimeout",
     "Task",
+    "UnknownTask",
     "UnknownTaskError",
     "Worker",
     "WorkerFailed",
+    "WorkerInfo",
     "WorkerLost",
     "WorkerSettings",
     "WorkflowFailure",

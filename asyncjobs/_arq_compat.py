@@ -4,11 +4,14 @@
 ``asyncjobs.arq.Worker``. It sits below the settings (it imports neither the worker nor the
 ``asyncjobs.arq`` package, which imports the worker) so that reading a class needs nothing else.
 
-A class is read *arq-style* unless it names a setting that only asyncjobs has (``redis_url``,
-``queues``, ``concurrency``, ...): then arq's defaults apply (queue ``arq:queue``, 10 jobs at a
-time, results kept an hour, 5 tries), plain ``async def`` functions fail at once on an ordinary
-exception (only ``Retry`` retries, as in arq), and names arq would drop (typos, helper methods)
-are ignored with one warning line instead of refused.
+A class is read *arq-style* when it is written for arq: it names a setting only arq has
+(``redis_settings``, ``queue_name``, ``max_jobs``, ...), or its module uses ``asyncjobs.arq``
+(an arq project after its import lines were changed), and it names no setting only asyncjobs
+has (``redis_url``, ``queues``, ``concurrency``, ...). Then arq's defaults apply (queue
+``arq:queue``, 10 jobs at a time, results kept an hour, 5 tries), plain ``async def`` functions
+fail at once on an ordinary exception (only ``Retry`` retries, as in arq), and names arq would
+drop (typos, helper methods) are ignored with one warning line instead of refused. Any other
+class is read as a WorkerSettings with the same attribute names.
 """
 
 from __future__ import annotations
@@ -236,14 +239,33 @@ def settings_attributes(obj: Any) -> dict[str, Any]:
     return {k: getattr(obj, k) for k in dir(obj) if not k.startswith("_")}
 
 
-def is_arq_style(raw: Mapping[str, Any], fields: Iterable[str]) -> bool:
-    """True unless the settings name one of asyncjobs's own settings that arq does not have."""
-    own = set(fields) - ARQ_NAMES
-    return not own & set(raw)
+def is_arq_style(raw: Mapping[str, Any], fields: Iterable[str], uses_arq: bool = False) -> bool:
+    """Whether settings are written for arq (see the module doc); ``uses_arq``: their module
+    imports from ``asyncjobs.arq``."""
+    fields = set(fields)
+    if (fields - ARQ_NAMES) & set(raw):
+        return False  # names a setting only asyncjobs has
+    return uses_arq or bool((ARQ_NAMES - fields) & set(raw))
+
+
+def uses_arq_layer(obj: Any) -> bool:
+    """Whether the module that defines ``obj`` imports anything from ``asyncjobs.arq``."""
+    module = inspect.getmodule(obj)
+    for value in vars(module).values() if module is not None else ():
+        origin = value.__name__ if inspect.ismodule(value) else getattr(value, "__module__", "")
+        if isinstance(origin, str) and (
+            origin == "asyncjobs.arq" or origin.startswith("asyncjobs.arq.")
+        ):
+            return True
+    return False
 
 
 def translate(
-    raw: Mapping[str, Any], fields: Iterable[str], *, arq_style: bool | None = None
+    raw: Mapping[str, Any],
+    fields: Iterable[str],
+    *,
+    arq_style: bool | None = None,
+    uses_arq: bool = False,
 ) -> dict[str, Any]:
     """Settings written for arq (or for us) → keyword arguments of ``WorkerSettings``.
 
@@ -252,7 +274,7 @@ def translate(
     only named in that warning for arq-style ones (arq itself drops it silently).
     """
     fields = list(fields)
-    arq = is_arq_style(raw, fields) if arq_style is None else arq_style
+    arq = is_arq_style(raw, fields, uses_arq) if arq_style is None else arq_style
     data: dict[str, Any] = dict(ARQ_DEFAULTS) if arq else {}
     no_effect: list[str] = []
     unknown: list[str] = []

@@ -24,6 +24,7 @@ from pydantic import BaseModel
 from . import _serde
 from ._errors import ConfigurationError, UnknownTaskError
 from ._options import JobDefaults, new_job
+from ._presence import worker_info
 from ._store import CronChange, QueueKeys, Store
 from ._task import Task
 
@@ -331,8 +332,8 @@ async def add_cron(store: Store, keys: QueueKeys, job: CronJob, defaults: JobDef
             "worker (WorkerSettings.cron_jobs): give the run-time cron another name"
         )
     now = datetime.fromtimestamp(now_ms / 1000, timezone.utc)
-    served = await store.served_until(keys, [job.task_name])
-    return _info(job.name, keys.name, stored, None, served[job.task_name] > now_ms, now)
+    served = job.task_name in await _served_tasks(store, keys)
+    return _info(job.name, keys.name, stored, None, served, now)
 
 
 async def remove_cron(store: Store, keys: QueueKeys, name: str) -> bool:
@@ -358,9 +359,16 @@ async def list_crons(store: Store, queues: Sequence[QueueKeys]) -> list[CronInfo
         if not entries:
             continue
         ticks = await store.cron_ticks(keys)
-        tasks = {n: orjson.loads(raw)["task"] for n, raw in entries.items()}
-        served = await store.served_until(keys, sorted(set(tasks.values())))
+        served = await _served_tasks(store, keys)
         for name in sorted(entries):
-            live = served[tasks[name]] > now_ms
-            out.append(_info(name, keys.name, entries[name], ticks.get(name), live, now))
+            known = orjson.loads(entries[name])["task"] in served
+            out.append(_info(name, keys.name, entries[name], ticks.get(name), known, now))
     return out
+
+
+async def _served_tasks(store: Store, keys: QueueKeys) -> set[str]:
+    """The tasks some live worker of the queue registers, as its heartbeat describes it."""
+    tasks: set[str] = set()
+    for record in await store.worker_records(keys):
+        tasks.update(worker_info(record).tasks)
+    return tasks

@@ -23,3 +23,6 @@ MAX_TRIES = 3
 JOB_TIMEOUT = 300.0
 SHUTDOWN_GRACE = 20.0
 MAX_STALLS = 3
+#: Seconds a job whose task a worker does not know waits for a worker that does (see
+#: docs/operations.md); a burst worker dead-letters it at once unless told otherwise.
+UNKNOWN_TASK_GRACE = 300.0

@@ -13,6 +13,7 @@
     ├── JobCancelled            the job ended CANCELLED (or EXPIRED) instead of producing a result
     ├── ResultNotFound          the job (or its kept result) no longer exists
     ├── DeadLetterNotFound      no dead letter for that job (also a LookupError)
+    ├── QueueInUse              forget_queue() on a queue with jobs, dead letters or workers
     ├── JobTimeout              a try ran past its timeout (recorded as the job's error type)
     ├── SoftTimeout             raised inside a task when its soft_timeout passes (it may
     │                           checkpoint and stop before the hard timeout cancels it)
@@ -115,6 +116,10 @@ class ResultNotFound(AsyncJobsError, LookupError):
 
 class DeadLetterNotFound(AsyncJobsError, LookupError):
     """No dead letter holds that job (it was replayed, purged, trimmed, or never failed)."""
+
+
+class QueueInUse(AsyncJobsError):
+    """The queue still has jobs, dead letters or live workers, so it cannot be forgotten."""
 
 
 class WorkerLost(AsyncJobsError):

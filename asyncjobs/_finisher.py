@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
-from ._store import FailOutcome, QueueKeys, Store
+from ._store import FailOutcome, QueueKeys, Store, UnknownTaskOutcome
 from ._supervise import Supervisor
 from ._tracing import suppressed
 
@@ -100,6 +100,31 @@ class Finisher:
                     traceback=traceback,
                 ),
             )
+
+    async def give_back_unknown(
+        self,
+        keys: QueueKeys,
+        job_id: str,
+        token: str,
+        *,
+        grace_ms: int,
+        worker: str,
+        error_message: str,
+        waiting_message: str,
+    ) -> tuple[UnknownTaskOutcome, int]:
+        """Leave a job whose task this worker does not know to one that does (retried)."""
+        return await self.supervisor.retry(
+            self.PART,
+            lambda: self.store.give_back_unknown(
+                keys,
+                job_id,
+                token,
+                grace_ms=grace_ms,
+                worker=worker,
+                error_message=error_message,
+                waiting_message=waiting_message,
+            ),
+        )
 
     async def requeue(self, keys: QueueKeys, job_id: str, token: str) -> bool:
         with suppressed():

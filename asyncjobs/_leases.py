@@ -35,6 +35,7 @@ class LeaseKeeper:
         max_stalls: int,
         limits: Sequence[tuple[str, int, int, int]],
         on_dead_letter: Callable[[QueueKeys, DeadLettered], Awaitable[None]],
+        about: str = "{}",
     ) -> None:
         self.store = store
         self.queues = list(queues)
@@ -46,6 +47,7 @@ class LeaseKeeper:
         self.max_stalls = max_stalls
         self.limits = list(limits)
         self.on_dead_letter = on_dead_letter
+        self.about = about  # what the heartbeat tells about this worker (JSON)
         self._lag_warned = False
 
     async def step(self) -> None:
@@ -89,7 +91,14 @@ class LeaseKeeper:
                     recovery.recovered,
                     len(recovery.dead_lettered),
                 )
-            await self.store.heartbeat(keys, self.worker_id, 3 * self.lease_ms, self.limits)
+            await self.store.heartbeat(
+                keys,
+                self.worker_id,
+                3 * self.lease_ms,
+                len(self.running),
+                self.about,
+                self.limits,
+            )
 
     async def leave(self) -> None:
         """Tell every queue this worker is gone (so it stops counting as alive at once)."""

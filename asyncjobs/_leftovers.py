@@ -4,8 +4,8 @@ A task body may start background tasks of its own (``asyncio.create_task``) and 
 of them ignores cancellation, ``asyncio.run`` waits for it for ever at exit and a worker asked
 to stop by SIGTERM never exits. The CLI installs a task factory that notes which job created
 each task (from ``CURRENT_TRY``, which the runner sets in every try's own task), and after the
-worker has stopped it cancels what is left, waits a little, names each task that would not end
-(and the job that made it), and exits anyway.
+worker has stopped it cancels those still running, waits a little, names each task that would
+not end (and the job that made it), and exits anyway.
 """
 
 from __future__ import annotations
@@ -49,12 +49,12 @@ def describe(task: asyncio.Future[Any]) -> str:
 
 
 async def end_leftover_tasks(wait: float) -> list[str]:
-    """Cancel every task but this one; return those still running ``wait`` seconds later."""
-    current = asyncio.current_task()
-    others = [t for t in asyncio.all_tasks() if t is not current and not t.done()]
-    for task in others:
+    """Cancel the tasks jobs created that still run; return those still running ``wait``
+    seconds later. (Tasks of the program itself are left to their owners.)"""
+    left = [t for t in list(_origins) if not t.done()]
+    for task in left:
         task.cancel()
-    if not others:
+    if not left:
         return []
-    _, pending = await asyncio.wait(others, timeout=wait)
+    _, pending = await asyncio.wait(left, timeout=wait)
     return sorted(describe(task) for task in pending)

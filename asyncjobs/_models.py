@@ -74,13 +74,15 @@ class JobInfo(BaseModel):
     #: The last value a try saved with ``ctx.checkpoint()`` (where its next try resumes).
     checkpoint: Any = None
     checkpoint_at: datetime | None = None
+    #: A dead letter's stream entry: pass it as ``before=`` to read the next page.
+    dead_letter_id: str | None = None
 
     @property
     def task_name(self) -> str:
         return self.task
 
 
-def _int(value: bytes | str | None) -> int:
+def _int(value: bytes | str | int | None) -> int:
     """A counter from the job hash; 0 when missing or not a number (a hand-written record)."""
     try:
         return int(float(value or 0))
@@ -88,7 +90,7 @@ def _int(value: bytes | str | None) -> int:
         return 0
 
 
-def ms_to_datetime(value: bytes | str | None) -> datetime | None:
+def ms_to_datetime(value: bytes | str | int | None) -> datetime | None:
     ms = _int(value)
     return datetime.fromtimestamp(ms / 1000, tz=timezone.utc) if ms > 0 else None
 

@@ -11,7 +11,8 @@ from typing import Any, TypeVar, overload
 from . import _cron, _defaults, _tracing
 from ._errors import DeadLetterNotFound
 from ._job import Job
-from ._models import JobInfo, job_info_from_fields
+from ._models import JobInfo
+from ._operations import QueueOperations
 from ._options import JobDefaults, new_job, split_options
 from ._store import Connection, Enqueued, NewJob, QueueKeys, Store
 from ._task import Task
@@ -29,7 +30,7 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
-class Queue:
+class Queue(QueueOperations):
     """The producer side: ``async with Queue(url) as queue: await queue.enqueue(task, ...)``.
 
     Args:
@@ -237,11 +238,20 @@ class Queue:
 
     # -- dead letters ----------------------------------------------------------------------
 
-    async def dead_letters(self, limit: int = 100, queue_name: str | None = None) -> list[JobInfo]:
-        """The newest ``limit`` dead letters of a queue, newest first, error fields set."""
-        name = queue_name or self.name
-        entries = await self.store.dead_letters(self.keys_for(name), limit)
-        return [job_info_from_fields(fields[b"id"].decode(), name, fields) for _, fields in entries]
+    async def dead_letters(
+        self,
+        limit: int = 100,
+        queue_name: str | None = None,
+        *,
+        task: str | None = None,
+        search: str | None = None,
+        before: str | None = None,
+    ) -> list[JobInfo]:
+        """The newest ``limit`` dead letters of a queue, newest first, error fields set; only
+        ``task``'s, only those whose error contains ``search`` (case-insensitive), only those
+        older than the dead letter ``before`` (a ``dead_letter_id``: the next page)."""
+        keys = self.keys_for(queue_name or self.name)
+        return await self._find_dead_letters(keys, limit, task, search, before)
 
     async def replay_dead_letter(self, job_id: str, queue_name: str | None = None) -> Job[Any]:
         """Enqueue a dead-lettered job again, same id, fresh tries.

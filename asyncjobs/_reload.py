@@ -26,7 +26,7 @@ def run_reloading(paths: Sequence[str], command: Sequence[str], *, grace: int = 
         from watchfiles import PythonFilter, run_process
     except ImportError:
         raise ConfigurationError(
-            "--reload and --watch need watchfiles: pip install 'asyncjobs[reload]'"
+            "--reload and --watch need watchfiles: pip install 'asyncjobs-redis[reload]'"
         ) from None
     missing = [p for p in paths if not os.path.isdir(p)]
     if missing:

@@ -27,7 +27,7 @@ from ._finisher import Finisher
 from ._running import CURRENT_TRY, ClaimedJob
 from ._settings import WorkerSettings
 from ._soft_timeout import call_with_soft_timeout
-from ._store import FailOutcome, Store
+from ._store import FailOutcome, Store, UnknownTaskOutcome
 from ._task import Task
 from ._tracing import Tracing
 
@@ -134,6 +134,8 @@ class Runner:
         hooks: Hooks,
         metrics: Any = None,
         tracing: Tracing | None = None,
+        worker_id: str = "",
+        unknown_task_grace: float = 0.0,
     ) -> None:
         self.settings = settings
         self.registry = registry
@@ -145,6 +147,9 @@ class Runner:
         self.metrics = metrics
         self.tracing = tracing
         self._report_errors: set[str] = set()  # kinds of report failure logged in full once
+        self.worker_id = worker_id
+        self.unknown_task_grace = unknown_task_grace
+        self._unknown_seen: set[str] = set()  # tasks already warned about (bounded)
 
     def context(self, job: ClaimedJob, max_tries: int) -> Context:
         """The job's own context: a copy of the worker's state, so a write stays with it."""
@@ -221,12 +226,7 @@ class Runner:
         started = time.monotonic()
         ctx = self.context(job, max_tries)
         if task is None:
-            known = ", ".join(sorted(self.registry)) or "none"
-            error: Exception = UnknownTaskError(
-                f"no task named {job.task_name!r} is registered in this worker (known: "
-                f"{known}); add it to WorkerSettings.functions, then replay the dead letter"
-            )
-            await self._report_failure(job, ctx, error, PERMANENT, started)
+            await self._unknown_task(job, ctx, started)
             await self.hooks.call("on_job_end", ctx)
             return ctx
         try:
@@ -355,6 +355,59 @@ class Runner:
             _log_refused(job)
         if self.metrics is not None:
             self.metrics.job_ended(job, ctx.outcome, took)
+
+    async def _unknown_task(self, job: ClaimedJob, ctx: Context, started: float) -> None:
+        """A task this worker does not register: if another live worker of the queue says it
+        does (another app on the queue, or a newer release), leave the job to it, for up to
+        ``unknown_task_grace`` seconds from the first worker that did not know it; otherwise,
+        or after that, dead-letter it as UnknownTaskError."""
+        known = ", ".join(sorted(self.registry)) or "none"
+        error = UnknownTaskError(
+            f"no task named {job.task_name!r} is registered in this worker (known: {known})"
+            + (" nor in another live worker of this queue (it may wait up to "
+               f"{self.unknown_task_grace:g}s for one)" if self.unknown_task_grace else "")
+            + "; add it to WorkerSettings.functions, then replay the dead letter"
+        )  # fmt: skip
+        waiting = (
+            f"worker {self.worker_id} does not know task {job.task_name!r}; waiting up to "
+            f"{self.unknown_task_grace:g}s for a worker that does"
+        )
+        job.running = False
+        outcome, delay_ms = await self.finisher.give_back_unknown(
+            job.keys,
+            job.id,
+            job.token,
+            grace_ms=int(self.unknown_task_grace * 1000),
+            worker=self.worker_id,
+            error_message=str(error),
+            waiting_message=waiting,
+        )
+        if outcome is UnknownTaskOutcome.GIVEN_BACK:
+            ctx.outcome = "requeued"
+            first = job.task_name not in self._unknown_seen
+            if first and len(self._unknown_seen) < 1000:
+                self._unknown_seen.add(job.task_name)
+            log.log(
+                logging.WARNING if first else logging.DEBUG,
+                "job %s: task %r is not registered in this worker; left for a worker that "
+                "knows it (retry in %.1fs; dead-lettered if none takes it within %gs)",
+                job.id, job.task_name, delay_ms / 1000, self.unknown_task_grace,
+                extra=_extra(job, "unknown_task", None),
+            )  # fmt: skip
+        elif outcome is UnknownTaskOutcome.DEAD_LETTERED:
+            ctx.outcome, ctx.error = "failed", error
+            took = time.monotonic() - started
+            log.error(
+                "job %s %s try %d failed (UnknownTaskError: %s); dead-lettered",
+                job.id, job.task_name, job.attempt, error,
+                extra=_extra(job, "failed", took),
+            )  # fmt: skip
+            if self.metrics is not None:
+                self.metrics.job_ended(job, "failed", took)
+            await self.hooks.call("on_dead_letter", ctx, error)
+        else:
+            ctx.outcome = "refused"
+            _log_refused(job)
 
     async def _stopped(self, job: ClaimedJob) -> None:
         if job.stop_reason == "shutdown":

@@ -9,7 +9,14 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from . import _defaults
-from ._arq_compat import ARQ_ALIASES, ARQ_IGNORED, redis_url_of, settings_attributes, translate
+from ._arq_compat import (
+    ARQ_ALIASES,
+    ARQ_IGNORED,
+    redis_url_of,
+    settings_attributes,
+    translate,
+    uses_arq_layer,
+)
 from ._errors import ConfigurationError
 from ._store import check_queue_name
 from ._task import Task
@@ -39,6 +46,9 @@ class WorkerSettings(BaseModel):
     shutdown_grace: float = Field(_defaults.SHUTDOWN_GRACE, ge=0)
     dead_letter_maxlen: int = Field(_defaults.DEAD_LETTER_MAXLEN, ge=1)
     max_stalls: int = Field(_defaults.MAX_STALLS, ge=1)
+    #: Seconds a job of a task this worker does not register waits for one that does, before
+    #: it is dead-lettered as UnknownTaskError (None: 300, or 0 for a burst worker).
+    unknown_task_grace: float | None = Field(None, ge=0)
     max_payload_bytes: int = Field(_defaults.MAX_PAYLOAD_BYTES, ge=64)
     #: The largest encoded result a job may store in Redis; a bigger one fails the job with a
     #: SerializationError (store it elsewhere and return a reference).
@@ -111,7 +121,8 @@ class WorkerSettings(BaseModel):
         if isinstance(obj, dict):
             data = translate(obj, cls.model_fields, arq_style=False)
         else:
-            data = translate(settings_attributes(obj), cls.model_fields)
+            raw = settings_attributes(obj)
+            data = translate(raw, cls.model_fields, uses_arq=uses_arq_layer(obj))
         return cls.checked(data)
 
     @classmethod

@@ -52,6 +52,39 @@ def _positional_range(signature: inspect.Signature) -> tuple[int, int] | None:
     return required, len(params)
 
 
+def _check_takes_context(fn: Callable[..., Any]) -> None:
+    """Refuse, at decoration, a function whose first parameter cannot take the job context
+    (the worker calls ``fn(ctx, *args, **kwargs)``; otherwise every try fails on the worker)."""
+    signature = inspect.signature(fn)
+    params = list(signature.parameters.values())
+    positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    if params and params[0].kind in (*positional, inspect.Parameter.VAR_POSITIONAL):
+        return
+    name = getattr(fn, "__name__", repr(fn))
+    rest = str(_unquoted(signature))[1:]  # "(*, a: int) -> None" without its "("
+    raise TypeError(
+        f"task {name!r} must take the job context as its first parameter: write "
+        f"`async def {name}(ctx: Context{', ' if params else ''}{rest}`"
+    )
+
+
+class _Source(str):
+    """Annotation text shown as written (``int``), not as a string literal (``'int'``)."""
+
+    def __repr__(self) -> str:
+        return str(self)
+
+
+def _unquoted(signature: inspect.Signature) -> inspect.Signature:
+    """The signature with string annotations (``from __future__ import annotations``) bare."""
+
+    def bare(annotation: Any) -> Any:
+        return _Source(annotation) if isinstance(annotation, str) else annotation
+
+    params = [p.replace(annotation=bare(p.annotation)) for p in signature.parameters.values()]
+    return signature.replace(parameters=params, return_annotation=bare(signature.return_annotation))
+
+
 def _adapter_for(annotation: Any) -> TypeAdapter[Any] | None:
     """A validator for one annotation, or None when there is nothing worth checking."""
     if annotation in (inspect.Parameter.empty, Any, None, type(None), object):
@@ -87,6 +120,7 @@ class Task(Generic[P, R]):
             raise TypeError(
                 f"@task needs an `async def` function; {getattr(fn, '__name__', fn)!r} is not one"
             )
+        _check_takes_context(fn)
         if max_tries is not None and max_tries < 1:
             raise ValueError("max_tries counts executions and must be at least 1")
         self.fn = fn

@@ -17,6 +17,7 @@ import socket
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
+from . import _defaults
 from ._cancels import CancelListener
 from ._claimer import Claimer
 from ._compat import cancel_and_wait
@@ -26,6 +27,7 @@ from ._errors import ConfigurationError, WorkerFailed, WorkerLost
 from ._finisher import Finisher
 from ._leases import LeaseKeeper
 from ._options import JobDefaults
+from ._presence import describe, package_version
 from ._queue import Queue
 from ._runner import Hooks, Runner
 from ._running import ClaimedJob, RunningJobs
@@ -138,6 +140,13 @@ class Worker:
                 await connection.check()
                 await store.preload()
                 await store.register_queues(s.prefix, s.queues)
+                keeper.about = describe(
+                    queues=list(s.queues),
+                    concurrency=s.concurrency,
+                    started_ms=await store.now_ms(),
+                    task_names=self.registry,
+                    version=package_version(),
+                )
                 if s.metrics_port is not None:
                     from .metrics import WorkerMetrics
 
@@ -162,6 +171,8 @@ class Worker:
                 hooks=hooks,
                 metrics=self.metrics,
                 tracing=for_worker(s.tracing, s.tracer_provider, self.id, s.trace_parent),
+                worker_id=self.id,
+                unknown_task_grace=self._unknown_task_grace(burst),
             )
             log.info(
                 "worker %s serving %s on %s: %d task(s), concurrency %d%s",
@@ -244,6 +255,12 @@ class Worker:
             (task.name, task.max_concurrency or 0, task.rate_interval_ms, task.max_tries or 0)
             for task in self.registry.values()
         ]
+
+    def _unknown_task_grace(self, burst: bool) -> float:
+        grace = self.settings.unknown_task_grace
+        if grace is not None:
+            return grace
+        return 0.0 if burst else _defaults.UNKNOWN_TASK_GRACE
 
     def stop(self) -> None:
         """Ask the worker to stop claiming and shut down gracefully."""

@@ -8,25 +8,36 @@ import json
 import logging
 import os
 import sys
+import traceback
 import types
-from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import typer
 
-from . import _defaults
+from . import _cli_ops, _cli_progress
+from ._cli_common import (
+    DEFAULT_PREFIX,
+    DEFAULT_REDIS_URL,
+    PrefixOption,
+    RedisUrlOption,
+    fail,
+    one_line,
+    queue_name,
+    resolve_prefix,
+    resolve_url,
+)
+from ._cli_common import run as _run
+from ._cli_dlq import dlq_app
 from ._errors import AsyncJobsError, ConfigurationError
 from ._leftovers import end_leftover_tasks, install_task_origins
+from ._presence import app_fingerprint, package_version
 from ._queue import Queue
 from ._reload import run_reloading
 from ._settings import WorkerSettings
 from ._worker import Worker
 from .log import FORMATS, configure_logging
 
-DEFAULT_REDIS_URL = _defaults.REDIS_URL
-DEFAULT_PREFIX = _defaults.PREFIX
-
-T = TypeVar("T")
+__all__ = ["DEFAULT_PREFIX", "DEFAULT_REDIS_URL", "app", "main", "resolve_url"]
 
 app = typer.Typer(
     help="asyncjobs: run workers and inspect queues, jobs and dead letters.\n\n"
@@ -39,17 +50,25 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-dlq_app = typer.Typer(help="Dead letters: list, show, replay, purge.", no_args_is_help=True)
 app.add_typer(dlq_app, name="dlq")
 cron_app = typer.Typer(help="Cron jobs of a settings module.", no_args_is_help=True)
 app.add_typer(cron_app, name="cron")
+_cli_ops.register(app)
 
-RedisUrlOption = typer.Option(
-    None,
-    "--redis-url",
-    help="Redis URL; defaults to $ASYNCJOBS_REDIS_URL, then the settings', then "
-    f"{DEFAULT_REDIS_URL}.",
-)
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"asyncjobs {package_version()}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: bool = typer.Option(
+        False, "--version", callback=_print_version, is_eager=True, help="Print the version."
+    ),
+) -> None:
+    """asyncjobs: run workers and inspect queues, jobs and dead letters."""
 
 
 def import_settings(path: str) -> Any:
@@ -73,7 +92,9 @@ def import_settings(path: str) -> Any:
                 f"cannot import module {module_name!r}: no module named {exc.name!r} "
                 f"(run from the project folder or put it on PYTHONPATH)"
             ) from None
-        raise
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
+    except Exception as exc:  # the module's own code failed: say where, in one line
+        raise ConfigurationError(_import_failure(module_name, exc)) from None
     try:
         found = getattr(module, attr)
     except AttributeError:
@@ -89,36 +110,29 @@ def import_settings(path: str) -> Any:
     return found
 
 
-def resolve_url(flag: str | None, settings_url: str | None = None) -> str:
-    return flag or os.environ.get("ASYNCJOBS_REDIS_URL") or settings_url or DEFAULT_REDIS_URL
+def _import_failure(module_name: str, exc: BaseException) -> str:
+    """One line for a settings module whose own import raised: the error and where."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    mine = [f for f in frames if "importlib" not in f.filename] or frames
+    where = f" ({mine[-1].filename}, line {mine[-1].lineno})" if mine else ""
+    return (
+        f"importing {module_name!r} failed: {type(exc).__name__}: {exc}{where}; "
+        f"run python -c 'import {module_name}' to see the whole traceback"
+    )
 
 
-def _event_loop_runner(loop: str) -> Callable[[Any], Any]:
-    """asyncio.run, or uvloop's when asked for, or (auto) when uvloop is installed."""
-    if loop in ("uvloop", "auto"):
-        try:
-            import uvloop
-
-            return uvloop.run
-        except ImportError:
-            if loop == "uvloop":
-                raise ConfigurationError(
-                    "--loop uvloop needs uvloop: pip install 'asyncjobs[fast]'"
-                ) from None
-    elif loop != "asyncio":
-        raise ConfigurationError(f"--loop must be auto, asyncio or uvloop, not {loop!r}")
-    return asyncio.run
+def _log_level(name: str) -> int:
+    level = logging.getLevelName(name.upper())
+    if not isinstance(level, int):
+        fail(f"--log-level must be DEBUG, INFO, WARNING, ERROR or CRITICAL, not {name!r}", 2)
+    return level
 
 
-def _run(coro_fn: Callable[[], Awaitable[T]], loop: str = "asyncio") -> T:
-    """Run a coroutine; turn our errors into one readable line and exit code 1."""
+def _check_metrics_extra() -> None:
     try:
-        return _event_loop_runner(loop)(coro_fn())  # type: ignore[no-any-return]
-    except AsyncJobsError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(1) from None
-    except KeyboardInterrupt:
-        raise typer.Exit(130) from None
+        import prometheus_client  # noqa: F401
+    except ImportError:
+        fail("--metrics-port needs prometheus-client: pip install 'asyncjobs-redis[metrics]'", 2)
 
 
 @app.command()
@@ -148,36 +162,39 @@ def worker(
     watch: list[str] | None = typer.Option(
         None, "--watch", metavar="DIR", help="Development: restart when code in DIR changes."
     ),
+    prefix: str | None = PrefixOption,
 ) -> None:
     """Run a worker until SIGINT/SIGTERM (graceful), or with --burst until nothing is left.
 
     Example: asyncjobs worker myapp.tasks:settings --concurrency 50 --queue high --queue default
     """
     if log_format not in FORMATS:
-        typer.secho(
-            f"error: --log-format takes text or json, not {log_format!r}",
-            fg=typer.colors.RED,
-            err=True,
-        )
-        raise typer.Exit(2)
-    configure_logging(log_level, log_format)
+        fail(f"--log-format takes text or json, not {log_format!r}", 2)
+    level = _log_level(log_level)
+    queues = [queue_name(name) for name in queue or ()]
+    if metrics_port is not None:
+        _check_metrics_extra()
+    configure_logging(logging.getLevelName(level), log_format)
     try:
         settings = WorkerSettings.coerce(import_settings(settings_path))
     except ConfigurationError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        fail(one_line(exc), 2)
     overrides: dict[str, Any] = {"redis_url": resolve_url(redis_url, settings.redis_url)}
     if concurrency:
         overrides["concurrency"] = concurrency
-    if queue:
-        overrides["queues"] = queue
+    if queues:
+        overrides["queues"] = queues
+    if prefix or os.environ.get("ASYNCJOBS_PREFIX"):
+        overrides["prefix"] = resolve_prefix(prefix, settings.prefix)
     if metrics_port is not None:
         overrides.update(metrics_port=metrics_port, metrics_host=metrics_host)
     if not log_successes:
         overrides["log_successes"] = False
     if reload or watch:
         command = [sys.executable, "-m", "asyncjobs", "worker", settings_path, "--loop", loop]
-        command += ["--log-level", log_level] + (["--burst"] if burst else [])
+        command += ["--log-level", log_level, "--log-format", log_format]
+        command += ["--burst"] if burst else []
+        command += ["--prefix", prefix] if prefix else []
         command += ["--concurrency", str(concurrency)] if concurrency else []
         command += [arg for name in queue or () for arg in ("--queue", name)]
         command += ["--redis-url", redis_url] if redis_url else []
@@ -194,8 +211,7 @@ def worker(
     try:
         w = Worker(settings, **overrides)
     except ConfigurationError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+        fail(one_line(exc), 2)
     _run(lambda: _serve(w, burst), loop)
 
 
@@ -227,30 +243,35 @@ async def _serve(w: Worker, burst: bool) -> None:
             os._exit(0 if error is None else 1)
 
 
-async def _queue_names(q: Queue) -> list[str]:
-    return await q.store.queue_names(q.prefix)
-
-
-async def _queue_rows(q: Queue, prefix: str) -> list[dict[str, Any]]:
+async def _queue_rows(q: Queue) -> list[dict[str, Any]]:
     rows = []
-    for name in await _queue_names(q):
+    for name in await q.queue_names():
         counts = await q.store.counts(q.keys_for(name))
         rows.append(
             {
                 "queue": name,
+                "paused": counts.paused,
                 "ready": counts.ready,
                 "deferred": counts.deferred,
                 "in_progress": counts.in_progress,
+                "blocked": counts.blocked,
                 "dead_letters": counts.dead_letters,
                 "workers": counts.workers,
                 **counts.stats,
+                "unknown_tasks": sorted(counts.unknown_tasks),
             }
         )
     return rows
 
 
-INFO_COLUMNS = ["queue", "ready", "deferred", "in_progress", "dead_letters", "workers"]
+INFO_COLUMNS = ["queue", "paused", "ready", "deferred", "in_progress", "dead_letters", "workers"]
 INFO_COLUMNS += ["enqueued", "succeeded", "failed", "retried"]
+
+
+def _cell(row: dict[str, Any], column: str) -> str:
+    if column == "paused":
+        return "paused" if row["paused"] else "-"
+    return str(row.get(column, 0))
 
 
 def _info_table(rows: list[dict[str, Any]], rates: dict[str, float] | None = None) -> Any:
@@ -262,11 +283,22 @@ def _info_table(rows: list[dict[str, Any]], rates: dict[str, float] | None = Non
     if rates is not None:
         table.add_column("done/s", justify="right")
     for row in rows:
-        cells = [str(row.get(c, 0)) for c in INFO_COLUMNS]
+        cells = [_cell(row, c) for c in INFO_COLUMNS]
         if rates is not None:
             cells.append(f"{rates.get(row['queue'], 0.0):.1f}")
         table.add_row(*cells)
     return table
+
+
+def _unknown_task_warnings(rows: list[dict[str, Any]]) -> None:
+    for row in rows:
+        if row["unknown_tasks"]:
+            typer.secho(
+                f"warning: queue {row['queue']}: jobs of task(s) {', '.join(row['unknown_tasks'])}"
+                " wait for a worker that knows them (see: asyncjobs stats " + row["queue"] + ")",
+                fg=typer.colors.YELLOW,
+                err=True,
+            )
 
 
 @app.command()
@@ -275,30 +307,31 @@ def info(
     as_json: bool = typer.Option(False, "--json", help="Machine-readable output."),
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every --interval seconds."),
     interval: float = typer.Option(2.0, "--interval", min=0.2),
-    prefix: str = typer.Option(DEFAULT_PREFIX, "--prefix"),
+    prefix: str | None = PrefixOption,
 ) -> None:
-    """Queues: ready, deferred, in progress, dead letters, live workers, counters.
+    """Queues: paused, ready, deferred, in progress, dead letters, live workers, counters.
 
     Example: asyncjobs info --watch   (Ctrl-C to stop)
     """
     from rich.console import Console
 
     console = Console()
+    url, key_prefix = resolve_url(redis_url), resolve_prefix(prefix)
 
     async def once() -> list[dict[str, Any]]:
-        async with Queue(resolve_url(redis_url), prefix=prefix) as q:
-            return await _queue_rows(q, prefix)
+        async with Queue(url, prefix=key_prefix) as q:
+            return await _queue_rows(q)
 
     async def live() -> None:
         import time
 
         from rich.live import Live
 
-        async with Queue(resolve_url(redis_url), prefix=prefix) as q:
+        async with Queue(url, prefix=key_prefix) as q:
             previous: dict[str, tuple[float, int]] = {}
             with Live(console=console, auto_refresh=False) as screen:
                 while True:
-                    rows = await _queue_rows(q, prefix)
+                    rows = await _queue_rows(q)
                     now = time.monotonic()
                     rates = {}
                     for row in rows:
@@ -313,22 +346,24 @@ def info(
         _run(live)
         return
     rows = _run(once)
-    unserved = _unserved_crons(resolve_url(redis_url), prefix)
+    unserved = _unserved_crons(url, key_prefix)
     if as_json:
         for row in rows:
             row["crons_not_served"] = [c.name for c in unserved if c.queue == row["queue"]]
         typer.echo(json.dumps(rows))
-    elif not rows:
+        return
+    if not rows:
         typer.echo("no queues yet (nothing was enqueued and no worker started)")
     elif console.is_terminal:
         console.print(_info_table(rows))
     else:  # pipes and scripts get plain aligned columns, never truncated
-        widths = [max(len(c), *(len(str(r.get(c, 0))) for r in rows)) for c in INFO_COLUMNS]
+        widths = [max(len(c), *(len(_cell(r, c)) for r in rows)) for c in INFO_COLUMNS]
         typer.echo("  ".join(c.ljust(w) for c, w in zip(INFO_COLUMNS, widths, strict=True)))
         for r in rows:
-            cells = (str(r.get(c, 0)).ljust(w) for c, w in zip(INFO_COLUMNS, widths, strict=True))
-            typer.echo("  ".join(cells))
-    for c in [] if as_json else unserved:  # nothing else would show their ticks are not made
+            cells = (_cell(r, c).ljust(w) for c, w in zip(INFO_COLUMNS, widths, strict=True))
+            typer.echo("  ".join(cells).rstrip())
+    _unknown_task_warnings(rows)
+    for c in unserved:  # nothing else would show that their ticks are not enqueued
         typer.echo(
             f"warning: cron {c.name!r} of queue {c.queue!r} runs task {c.task!r}, which no live "
             "worker of that queue knows: none of its ticks is enqueued until one does",
@@ -346,35 +381,67 @@ def _unserved_crons(url: str, prefix: str) -> list[Any]:
     return _run(read)
 
 
+def _settings_or_exit(settings_path: str) -> WorkerSettings:
+    try:
+        return WorkerSettings.coerce(import_settings(settings_path))
+    except ConfigurationError as exc:
+        fail(one_line(exc), 2)
+
+
 @app.command()
 def health(
     settings_path: str = typer.Argument(..., metavar="MODULE:SETTINGS"),
+    worker_id: str | None = typer.Option(
+        None, "--worker-id", envvar="ASYNCJOBS_WORKER_ID", help="That very worker must be alive."
+    ),
+    any_worker: bool = typer.Option(
+        False, "--any", help="Pass if any worker serves each queue (of any app, on any host)."
+    ),
+    queue: list[str] | None = typer.Option(None, "--queue", "-q", help="As given to the worker."),
     redis_url: str | None = RedisUrlOption,
+    prefix: str | None = PrefixOption,
 ) -> None:
-    """Exit 0 only if Redis answers and a worker for these settings is alive (a k8s probe).
+    """Exit 0 only if Redis answers and THIS pod's worker is alive on each queue (a k8s probe).
 
-    With `name` set in the settings, that very worker must be alive; otherwise any worker
-    serving each of the settings' queues counts. Example:
-    asyncjobs health myapp.tasks:settings
+    "This pod's worker": one on this host (its hostname, the pod's name in Kubernetes) running
+    these settings' tasks, or the worker named by --worker-id or the settings' `name`. Its
+    heartbeat stops when it hangs or dies, so the probe fails then, whatever other apps' and
+    pods' workers do. Example: asyncjobs health myapp.tasks:settings
     """
-    try:
-        settings = WorkerSettings.coerce(import_settings(settings_path))
-    except ConfigurationError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    import socket
+
+    settings = _settings_or_exit(settings_path)
+    queues = [queue_name(name) for name in queue or ()] or settings.queues
+    wanted_id = worker_id or settings.name
+    host = socket.gethostname()
+    names = [t.name for t in settings.functions] + [c.task.name for c in settings.cron_jobs]
+    app_id = app_fingerprint(names)
 
     async def go() -> list[str]:
         url = resolve_url(redis_url, settings.redis_url)
-        async with Queue(url, prefix=settings.prefix) as q:
-            return [
-                name
-                for name in settings.queues
-                if not await q.store.worker_alive(q.keys_for(name), settings.name)
-            ]
+        async with Queue(url, prefix=resolve_prefix(prefix, settings.prefix)) as q:
+            missing = []
+            for name in queues:
+                if any_worker:
+                    alive = (await q.stats(name, minutes=0, hours=0)).workers > 0
+                else:
+                    alive = any(
+                        w.id == wanted_id if wanted_id else (w.host == host and w.app == app_id)
+                        for w in await q.workers(name)
+                    )
+                if not alive:
+                    missing.append(name)
+            return missing
 
     missing = _run(go)
     if missing:
-        who = f"worker {settings.name!r}" if settings.name else "no live worker"
+        who = (
+            "no live worker"
+            if any_worker
+            else f"worker {wanted_id!r} is not alive"
+            if wanted_id
+            else f"no live worker of these settings (app {app_id}) on this host ({host})"
+        )
         typer.secho(f"unhealthy: {who} on queue(s) {', '.join(missing)}", err=True)
         raise typer.Exit(1)
     typer.echo("healthy")
@@ -390,34 +457,59 @@ def enqueue(
     defer: float = typer.Option(0.0, "--defer", help="Seconds to wait before it may run."),
     priority: int = typer.Option(0, "--priority"),
     redis_url: str | None = RedisUrlOption,
-    wait: float | None = typer.Option(None, "--wait", help="Wait up to N s and print the result."),
+    prefix: str | None = PrefixOption,
+    wait: float | None = typer.Option(
+        None, "--wait", help="Wait up to N s (a live progress bar on a terminal), print the result."
+    ),
 ) -> None:
-    """Enqueue a job by task name (for operators and scripts).
+    """Enqueue a job by task name (for operators and scripts) and print its id.
 
     Example: asyncjobs enqueue send_email --args '["ada@example.com"]' --wait 30
     """
     try:
         parsed_args, parsed_kwargs = json.loads(args), json.loads(kwargs)
     except json.JSONDecodeError as exc:
-        typer.secho(f"error: --args/--kwargs must be JSON: {exc}", err=True)
-        raise typer.Exit(2) from None
+        fail(f"--args/--kwargs must be JSON: {exc}", 2)
     if not isinstance(parsed_args, list) or not isinstance(parsed_kwargs, dict):
-        typer.secho("error: --args must be a JSON array and --kwargs a JSON object", err=True)
-        raise typer.Exit(2)
-    options: dict[str, Any] = {"_queue_name": queue, "_priority": priority}
+        fail("--args must be a JSON array and --kwargs a JSON object", 2)
+    name = queue_name(queue)
+    options: dict[str, Any] = {"_queue_name": name, "_priority": priority}
     if job_id:
         options["_job_id"] = job_id
     if defer:
         options["_defer_by"] = defer
+    enqueued: list[str] = []
 
-    async def go() -> tuple[str, bool, Any]:
-        async with Queue(resolve_url(redis_url), name=queue) as q:
+    async def go() -> Any:
+        from ._compat import timeout
+
+        async with Queue(resolve_url(redis_url), name=name, prefix=resolve_prefix(prefix)) as q:
             job = await q.enqueue(task_name, *parsed_args, **parsed_kwargs, **options)
-            result = await job.result(timeout=wait) if wait is not None else None
-            return job.id, job.duplicate, result
+            typer.echo(f"{job.id}{' (duplicate: existing job)' if job.duplicate else ''}")
+            enqueued.append(job.id)
+            if wait is None:
+                return None
+            try:
+                async with timeout(wait):
+                    await _cli_progress.follow(job, lines_in_pipe=False)
+            except TimeoutError:
+                status = (await job.status()).value
+                fail(
+                    f"job {job.id} did not finish within {wait:g}s (it is {status}); "
+                    f"follow it with: asyncjobs job {job.id} --watch"
+                )
+            return await job.result(timeout=5)
 
-    job_id_out, duplicate, result = _run(go)
-    typer.echo(f"{job_id_out}{' (duplicate: existing job)' if duplicate else ''}")
+    try:
+        result = _run(go)
+    except typer.Exit as exc:
+        if exc.exit_code == 130 and enqueued:
+            typer.secho(
+                f"interrupted: job {enqueued[0]} goes on in the queue; follow it with: "
+                f"asyncjobs job {enqueued[0]} --watch",
+                err=True,
+            )
+        raise
     if wait is not None:
         typer.echo(json.dumps(result))
 
@@ -427,147 +519,86 @@ def job(
     job_id: str,
     redis_url: str | None = RedisUrlOption,
     queue: str | None = typer.Option(None, "--queue", "-q", help="Skip the search."),
-    prefix: str = typer.Option(DEFAULT_PREFIX, "--prefix"),
+    prefix: str | None = PrefixOption,
+    watch: bool = typer.Option(
+        False, "--watch", "-w", help="Follow it until it ends (a live progress bar on a terminal)."
+    ),
 ) -> None:
-    """Show one job: status, tries, timestamps, result or error."""
+    """Show one job: status, tries, timestamps, result or error (any queue)."""
 
     async def go() -> str | None:
-        async with Queue(resolve_url(redis_url), prefix=prefix) as q:
-            names = [queue] if queue else await _queue_names(q)
-            for name in names:
-                found = await q.job(job_id, name).info()
-                if found.status.value != "not_found":
-                    return found.model_dump_json(indent=2, exclude={"raw_payload"})
-            return None
+        async with Queue(resolve_url(redis_url), prefix=resolve_prefix(prefix)) as q:
+            if queue:
+                found = await q.job(job_id, queue_name(queue)).info()
+                info = None if found.status.value == "not_found" else found
+            else:
+                info = await q.find_job(job_id)
+            if info is None:
+                return None
+            if watch and not info.status.is_terminal:
+                info = await _cli_progress.follow(q.job(job_id, info.queue))
+            return info.model_dump_json(indent=2, exclude={"raw_payload"})
 
     out = _run(go)
     if out is None:
-        typer.secho(f"job {job_id} not found (or its record expired)", err=True)
-        raise typer.Exit(1)
+        fail(f"job {job_id} not found (or its record expired)")
     typer.echo(out)
-
-
-@dlq_app.command("list")
-def dlq_list(
-    queue: str = typer.Option("default", "--queue", "-q"),
-    limit: int = typer.Option(20, "--limit", "-n"),
-    redis_url: str | None = RedisUrlOption,
-) -> None:
-    """Newest dead letters first: id, task, tries, error."""
-
-    async def go() -> list[Any]:
-        async with Queue(resolve_url(redis_url), name=queue) as q:
-            return await q.dead_letters(limit=limit)
-
-    entries = _run(go)
-    if not entries:
-        typer.echo(f"no dead letters in queue {queue!r}")
-    for e in entries:
-        when = e.finished_at.isoformat(timespec="seconds") if e.finished_at else "?"
-        typer.echo(f"{e.id}  {e.task}  tries={e.attempts}  {when}  {e.error}")
-
-
-@dlq_app.command("show")
-def dlq_show(
-    job_id: str,
-    queue: str = typer.Option("default", "--queue", "-q"),
-    redis_url: str | None = RedisUrlOption,
-) -> None:
-    """One dead letter in full, traceback included."""
-
-    async def go() -> Any:
-        async with Queue(resolve_url(redis_url), name=queue) as q:
-            for e in await q.dead_letters(limit=100_000):
-                if e.id == job_id:
-                    return e
-            return None
-
-    entry = _run(go)
-    if entry is None:
-        typer.secho(f"no dead letter for job {job_id} in queue {queue!r}", err=True)
-        raise typer.Exit(1)
-    typer.echo(entry.model_dump_json(indent=2, exclude={"traceback"}))
-    if entry.traceback:
-        typer.echo(entry.traceback)
-
-
-@dlq_app.command("replay")
-def dlq_replay(
-    job_id: str | None = typer.Argument(None),
-    replay_all: bool = typer.Option(False, "--all", help="Replay every dead letter."),
-    queue: str = typer.Option("default", "--queue", "-q"),
-    redis_url: str | None = RedisUrlOption,
-) -> None:
-    """Enqueue a dead-lettered job again (same id, fresh tries), or all with --all."""
-    if not job_id and not replay_all:
-        typer.secho("give a JOB_ID or --all", err=True)
-        raise typer.Exit(2)
-
-    async def go() -> list[str]:
-        async with Queue(resolve_url(redis_url), name=queue) as q:
-            ids = [job_id] if job_id else [e.id for e in await q.dead_letters(limit=1_000_000)]
-            done = []
-            for i in ids:
-                try:
-                    done.append((await q.replay_dead_letter(i)).id)
-                except LookupError as exc:
-                    typer.secho(str(exc), err=True)
-            return done
-
-    done = _run(go)
-    typer.echo(f"replayed {len(done)} job(s)")
-    if job_id and not done:
-        raise typer.Exit(1)
-
-
-@dlq_app.command("purge")
-def dlq_purge(
-    queue: str = typer.Option("default", "--queue", "-q"),
-    yes: bool = typer.Option(False, "--yes", "-y", help="Do not ask for confirmation."),
-    redis_url: str | None = RedisUrlOption,
-) -> None:
-    """Delete every dead letter of a queue (asks first unless --yes)."""
-    if not yes:
-        typer.confirm(f"Delete all dead letters of queue {queue!r}?", abort=True)
-
-    async def go() -> int:
-        async with Queue(resolve_url(redis_url), name=queue) as q:
-            return await q.purge_dead_letters()
-
-    typer.echo(f"purged {_run(go)} dead letter(s)")
 
 
 @cron_app.command("list")
 def cron_list(
     settings_path: str = typer.Argument(..., metavar="MODULE:SETTINGS"),
     count: int = typer.Option(3, "--next", "-n", help="How many fire times to show."),
+    redis_url: str | None = RedisUrlOption,
+    prefix: str | None = PrefixOption,
 ) -> None:
-    """Each cron job of the settings with its schedule and next fire times (UTC).
+    """Each cron job of the settings: schedule, time zone, last run (read from Redis) and
+    next fire times (in the cron's own time zone).
 
     Example: asyncjobs cron list myapp.tasks:settings
     """
     from datetime import datetime, timezone
 
-    try:
-        settings = WorkerSettings.coerce(import_settings(settings_path))
-    except ConfigurationError as exc:
-        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
-        raise typer.Exit(2) from None
+    from ._errors import AsyncJobsError
+
+    settings = _settings_or_exit(settings_path)
     if not settings.cron_jobs:
         typer.echo("no cron jobs in these settings")
         return
+
+    async def last_runs() -> dict[str, datetime | None]:
+        url = resolve_url(redis_url, settings.redis_url)
+        async with Queue(url, prefix=resolve_prefix(prefix, settings.prefix)) as q:
+            found = {}
+            for c in settings.cron_jobs:
+                keys = q.keys_for(c.queue or c.task.queue or settings.queues[0])
+                tick = await q.store.last_cron_tick(keys, c.name)
+                found[c.name] = (
+                    None if tick is None else datetime.fromtimestamp(tick / 1000, tz=timezone.utc)
+                )
+            return found
+
+    try:
+        last = asyncio.run(last_runs())
+    except AsyncJobsError as exc:
+        typer.secho(f"note: last runs unknown: {one_line(exc)}", err=True)
+        last = {}
     now = datetime.now(timezone.utc)
-    for job in settings.cron_jobs:
-        times, at = [], now
-        for _ in range(count):
-            at = job.next_after(at)
-            times.append(at.astimezone(timezone.utc).isoformat(timespec="seconds"))
+    for c in settings.cron_jobs:
+        zone = getattr(c.timezone, "key", None) or str(c.timezone)
         flags = ", ".join(
-            f for f, on in (("unique", job.unique), ("run_at_startup", job.run_at_startup)) if on
+            f for f, on in (("unique", c.unique), ("run_at_startup", c.run_at_startup)) if on
         )
-        typer.echo(f"{job.name}  [{job.expression}]  {job.task.name}  missed={job.missed}  {flags}")
-        for t in times:
-            typer.echo(f"    {t}")
+        ran = last.get(c.name)
+        ran_text = ran.astimezone(c.timezone).isoformat(timespec="seconds") if ran else "never"
+        typer.echo(
+            f"{c.name}  [{c.expression}]  {c.task.name}  tz={zone}  missed={c.missed}  "
+            f"last={ran_text if c.name in last else '?'}  {flags}".rstrip()
+        )
+        at = now
+        for _ in range(count):
+            at = c.next_after(at)
+            typer.echo(f"    {at.astimezone(c.timezone).isoformat(timespec='seconds')}")
 
 
 @app.command()

@@ -1,7 +1,7 @@
 """FastAPI integration: a lifespan that opens the Queue (and an optional embedded worker), a
 dependency that hands it to endpoints, and a router that shows jobs as JSON and as SSE.
 
-Needs the ``fastapi`` extra: ``pip install 'asyncjobs[fastapi]'``.
+Needs the ``fastapi`` extra: ``pip install 'asyncjobs-redis[fastapi]'``.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the endpoints' annotations at
@@ -21,7 +21,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised by a test that hides fastapi
     raise ImportError(
         f"asyncjobs.fastapi needs FastAPI ({exc}); "
-        "install it with: pip install 'asyncjobs[fastapi]'"
+        "install it with: pip install 'asyncjobs-redis[fastapi]'"
     ) from exc
 
 from pydantic import BaseModel
@@ -247,6 +247,8 @@ async def asyncjobs_lifespan(
 
     Use it as ``FastAPI(lifespan=functools.partial(asyncjobs_lifespan, url=URL))`` or enter it
     inside your own lifespan: ``async with asyncjobs_lifespan(app, URL) as queue: yield``.
+    The Queue it yields also reads as Starlette lifespan state, so used directly as the app's
+    lifespan it starts, and ``request.state.asyncjobs_queue`` is that Queue.
 
     Args:
         app: the FastAPI/Starlette app; gets ``state.asyncjobs_queue`` (and ``asyncjobs_worker``).
@@ -261,7 +263,7 @@ async def asyncjobs_lifespan(
     configured logging), so the worker's INFO lines show up beside uvicorn's.
     """
     show_under_uvicorn()
-    async with Queue(url, name=queue_name, **queue_options) as queue:
+    async with _LifespanQueue(url, name=queue_name, **queue_options) as queue:
         worker: Worker | None = None
         running: asyncio.Task[None] | None = None
         if worker_settings is not None:
@@ -284,6 +286,19 @@ async def asyncjobs_lifespan(
                 worker.stop()
                 with contextlib.suppress(Exception):  # already logged by _log_worker_exit
                     await running
+
+
+class _LifespanQueue(Queue):
+    """The lifespan's Queue. Starlette merges what a lifespan yields into the request state, as a
+    mapping; these two methods make that mapping ``{"asyncjobs_queue": <this Queue>}``."""
+
+    def keys(self) -> tuple[str, ...]:
+        return (QUEUE_STATE,)
+
+    def __getitem__(self, key: str) -> Queue:
+        if key != QUEUE_STATE:
+            raise KeyError(key)
+        return self
 
 
 def _embedded_settings(settings: WorkerSettings | Any, queue: Queue) -> WorkerSettings:

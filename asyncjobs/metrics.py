@@ -1,4 +1,4 @@
-"""Prometheus metrics for a worker (optional extra: ``pip install 'asyncjobs[metrics]'``).
+"""Prometheus metrics for a worker (optional extra: ``pip install 'asyncjobs-redis[metrics]'``).
 
 Per-worker counters and histograms, labelled by queue and task, are updated as jobs run.
 Queue-wide gauges (ready, deferred, in progress, dead letters) and Redis-wide totals come from
@@ -16,7 +16,7 @@ try:
     from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise ImportError(
-        "asyncjobs metrics need prometheus-client: pip install 'asyncjobs[metrics]'"
+        "asyncjobs metrics need prometheus-client: pip install 'asyncjobs-redis[metrics]'"
     ) from exc
 
 if TYPE_CHECKING:
@@ -25,7 +25,9 @@ if TYPE_CHECKING:
 
 LABELS = ("queue", "task")
 DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 1800)
-QUEUE_GAUGES = ("ready", "deferred", "in_progress", "dead_letters", "workers")
+QUEUE_GAUGES = ("ready", "deferred", "in_progress", "blocked", "dead_letters", "workers")
+#: 1 while the queue is paused (see Queue.pause), else 0.
+PAUSED = "paused"
 QUEUE_TOTALS = ("enqueued", "succeeded", "failed", "retried", "recovered", "cancelled", "expired")
 
 
@@ -80,7 +82,7 @@ class WorkerMetrics:
     def refresh(self, queue: str, counts: QueueCounts) -> None:
         """Take one queue's sizes and totals, as the worker just read them from Redis."""
         stats = counts.stats
-        values = {name: float(getattr(counts, name)) for name in QUEUE_GAUGES}
+        values = {name: float(getattr(counts, name)) for name in (*QUEUE_GAUGES, PAUSED)}
         for name in QUEUE_TOTALS:
             values[name] = float(stats.get(name, 0))
         self.snapshot[queue] = values
@@ -112,6 +114,12 @@ class _QueueCollector:
             for queue, values in snapshot.items():
                 gauge.add_metric([queue], values[name])
             yield gauge
+        paused = GaugeMetricFamily(
+            "asyncjobs_queue_paused", "1 while the queue is paused, else 0.", labels=["queue"]
+        )
+        for queue, values in snapshot.items():
+            paused.add_metric([queue], values[PAUSED])
+        yield paused
         for name in QUEUE_TOTALS:
             counter = CounterMetricFamily(
                 f"asyncjobs_queue_{name}",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,7 +16,53 @@ import pytest
 from asyncjobs import Queue, Worker, WorkerSettings
 
 from .redis_cluster import RedisCluster
-from .redis_server import RedisServer
+from .redis_server import NoServerError, RedisServer, find_server
+
+
+def pytest_report_header(config: pytest.Config) -> str:
+    """Say which server binary the run uses (see tests/redis_server.py for the order)."""
+    try:
+        return f"redis server: {find_server().describe()}"
+    except NoServerError as exc:
+        return f"redis server: none ({exc})"
+
+
+def server_used() -> str | None:
+    """The server binary this run started, if a test started one (find_server caches it)."""
+    if find_server.cache_info().currsize:
+        with contextlib.suppress(NoServerError):
+            return find_server().describe()
+    return None
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Name the server binary the run started, even under -q (where no header is shown)."""
+    used = server_used()
+    if used is not None:
+        terminalreporter.write_line(f"redis server used: {used}")
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """With $ASYNCJOBS_CI_SUMMARY set, write this run's counts and server there as JSON, for
+    .ci/run's per-server report (it runs the README's test command as it is)."""
+    path = os.environ.get("ASYNCJOBS_CI_SUMMARY")
+    if not path:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    stats = getattr(reporter, "stats", {})
+    summary: dict[str, Any] = {k: len(stats.get(k, [])) for k in ("passed", "failed", "error")}
+    summary |= {k: len(stats.get(k, [])) for k in ("skipped", "deselected")}
+    summary["exitstatus"] = int(exitstatus)
+    summary["server"] = server_used()
+    Path(path).write_text(json.dumps(summary))
+
+
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    """No server binary: stop the whole run with the one line that says what to install,
+    rather than failing every test that starts a server with the same error."""
+    if call.excinfo is not None and call.excinfo.errisinstance(NoServerError):
+        pytest.exit(str(call.excinfo.value), returncode=pytest.ExitCode.USAGE_ERROR)
 
 
 @pytest.fixture(scope="session")

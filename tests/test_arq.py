@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 import redis.exceptions
 
-from asyncjobs import Queue
+from asyncjobs import ConfigurationError, Queue
 from asyncjobs.arq import ArqRedis, Retry, Worker, check_health, create_pool, func
 from asyncjobs.arq.connections import RedisSettings
 from asyncjobs.arq.jobs import Job, JobDef, JobResult, JobStatus, ResultNotFound
@@ -700,3 +700,18 @@ async def test_differs_create_pool_refuses_a_cluster() -> None:
 
     with pytest.raises(ConfigurationError, match=r"use asyncjobs\.Queue for a Redis Cluster"):
         await create_pool("redis+cluster://127.0.0.1:1")
+
+
+def test_a_class_with_only_shared_names_is_read_as_worker_settings() -> None:
+    """Only arq-only names, or a module that uses asyncjobs.arq, make a class arq-style:
+    a minimal class written for asyncjobs gets our defaults, and a typo in it is refused."""
+    from asyncjobs._settings import WorkerSettings as Settings
+
+    from .settings_samples import arq_minimal, native_minimal
+
+    native = Settings.coerce(native_minimal.Settings)
+    assert native.queues == ["default"] and native.concurrency == 100 and native.max_tries == 2
+    arq = Settings.coerce(arq_minimal.WorkerSettings)
+    assert arq.queues == ["arq:queue"] and arq.concurrency == 10 and arq.max_tries == 5
+    with pytest.raises(ConfigurationError, match="max_retries"):
+        Settings.coerce(native_minimal.WithTypo)

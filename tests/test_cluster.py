@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import subprocess
 import sys
 import time
@@ -19,7 +18,7 @@ from asyncjobs.cli import app
 from .cluster_tasks import count_run
 from .crash_tasks import quick
 from .redis_cluster import RedisCluster
-from .redis_server import RedisServer, free_port
+from .redis_server import RedisServer, find_server, free_port
 
 ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.cluster
@@ -108,7 +107,6 @@ def test_info_command_on_a_cluster(redis_cluster: RedisCluster) -> None:
     assert row["succeeded"] >= 1 and row["dead_letters"] >= 1
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
 async def test_sentinel_url(tmp_path: Path) -> None:
     master = RedisServer().start()
     sentinel_port = free_port()
@@ -118,7 +116,7 @@ async def test_sentinel_url(tmp_path: Path) -> None:
         f"sentinel monitor jobs 127.0.0.1 {master.port} 1\n"
     )
     sentinel = subprocess.Popen(
-        [shutil.which("redis-server") or "redis-server", str(config), "--sentinel"],
+        [find_server().path, str(config), "--sentinel"],  # the test server binary, as sentinel
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )

@@ -75,6 +75,7 @@ async def test_metrics_endpoint_counts_jobs(redis_url: str) -> None:
                 queues=[name],
                 metrics_port=port,
                 lease_seconds=0.6,
+                unknown_task_grace=0,  # dead-letter the unknown task at once
             )
         )
         run = asyncio.create_task(worker.run(handle_signals=False))

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from asyncjobs import Context, JobFailed, JobStatus, Queue, task
+from asyncjobs._store.scripts import KEY_NAMES
 
 from .conftest import run_burst
 from .crash_tasks import fail_first_try
@@ -130,18 +131,8 @@ async def test_dead_letter_and_job_end_hooks(queue: Queue) -> None:
         await job.result(timeout=1)
 
 
-PERSISTENT = {
-    "ready",
-    "deferred",
-    "leases",
-    "wake",
-    "seq",
-    "stats",
-    "dlq",
-    "workers",
-    "limits",
-    "cron",
-}
+#: The queue's key block (every script's KEYS), and the capped lists of recently finished jobs.
+PERSISTENT = set(KEY_NAMES) | {"recent:succeeded", "recent:cancelled", "recent:expired"}
 
 
 async def test_no_key_is_left_without_a_ttl(queue: Queue) -> None:

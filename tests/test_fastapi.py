@@ -305,5 +305,5 @@ async def test_router_without_lifespan_says_how_to_set_it_up() -> None:
 def test_missing_fastapi_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "fastapi", None)  # import fastapi -> ImportError
     monkeypatch.delitem(sys.modules, "asyncjobs.fastapi")
-    with pytest.raises(ImportError, match=r"pip install 'asyncjobs\[fastapi\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'asyncjobs-redis\[fastapi\]'"):
         importlib.import_module("asyncjobs.fastapi")

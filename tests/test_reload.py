@@ -80,4 +80,4 @@ def test_reload_needs_folders_and_watchfiles(monkeypatch: pytest.MonkeyPatch) ->
     assert bad.exit_code == 2 and "not a folder: no/such/dir" in bad.output
     monkeypatch.setitem(sys.modules, "watchfiles", None)  # as if not installed
     missing = runner.invoke(app, ["worker", "tests.crash_tasks:settings", "--reload"])
-    assert missing.exit_code == 2 and "pip install 'asyncjobs[reload]'" in missing.output
+    assert missing.exit_code == 2 and "pip install 'asyncjobs-redis[reload]'" in missing.output

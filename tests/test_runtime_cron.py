@@ -265,3 +265,14 @@ def test_a_settings_cron_with_wrong_arguments_stops_the_worker_at_once() -> None
     by_name = cron("reports.weekly", "0 8 * * mon")
     with pytest.raises(ConfigurationError, match=r"not in WorkerSettings\.functions"):
         Worker(WorkerSettings(redis_url="memory://", functions=[record_tick], cron_jobs=[by_name]))
+
+
+async def test_forgetting_a_queue_keeps_its_run_time_crons(queue: Queue) -> None:
+    from asyncjobs import QueueInUse
+
+    await queue.add_cron(cron("reports.daily", "0 6 * * *", name="daily"))
+    with pytest.raises(QueueInUse, match=r"1 cron\(s\) added at run time: remove them first"):
+        await queue.forget_queue(queue.name)
+    assert [c.name for c in await queue.crons()] == ["daily"]
+    assert await queue.remove_cron("daily")
+    await queue.forget_queue(queue.name)

@@ -21,9 +21,11 @@ from asyncjobs._store import (
     CronChange,
     CronTickOutcome,
     FailOutcome,
+    ForgetOutcome,
     NewJob,
     QueueKeys,
     Store,
+    UnknownTaskOutcome,
     WorkflowMember,
 )
 from asyncjobs._store.scripts import KEY_NAMES, LEADING, LEADING_ARGS, SCRIPT_NAMES, load_scripts
@@ -107,8 +109,18 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         store.add_cron(k, "c", b'{"source":"runtime"}'),
         store.remove_cron(k, "c"),
         store.declare_crons(k, 1000, [("c", b"{}"), ("d", b"{}")]),
-        store.heartbeat(k, "w", 1000, [("t", 1, 0, 3), ("u", 0, 50, 0)]),
+        store.heartbeat(k, "w", 1000, limits=[("t", 1, 0, 3), ("u", 0, 50, 0)]),
         store.start_workflow(k, "wf", "chain", b"[0]", [member, member]),
+        store.set_paused(k, True),
+        store.counts(k, minutes=60, hours=True),
+        store.purge_waiting(k, 100),
+        store.replay_many(k, after="-", until="+", task="", limit=10),
+        store.search_dead_letters(k, before="+", task="t", text="e", limit=5, scan=100),
+        store.purge_dead_letters(k),
+        store.forget(k),
+        store.give_back_unknown(
+            k, "a", "w:1", grace_ms=1, worker="w", error_message="m", waiting_message="w"
+        ),
     ]
     for call in calls:
         # the recorder's reply does not fit every parser; the command was sent all the same
@@ -175,7 +187,7 @@ async def test_rate_limited_starts_stay_an_interval_apart_after_a_late_claim(
     store: Store, r: Any, k: QueueKeys
 ) -> None:
     """Reserved slots that all fell due while no worker looked start one by one, not together."""
-    await store.heartbeat(k, "w1", 60_000, [("t", 0, 200, 0)])
+    await store.heartbeat(k, "w1", 60_000, limits=[("t", 0, 200, 0)])
     await store.enqueue(k, [new("a"), new("b"), new("c")])
     assert ids(await store.claim(k, "w1", 3, 5000, True)) == ["a"], "b and c reserve slots"
     assert await r.zrange(k.deferred, 0, -1) == [b"b", b"c"]
@@ -512,3 +524,100 @@ async def test_settings_crons_are_declared_for_a_while_and_never_over_a_run_time
     await asyncio.sleep(0.06)  # the declaration (50 ms) lapses: no worker renewed it
     assert await store.declare_crons(k, 50, []) == []
     assert await r.hget(k.crontab, "nightly") is None, "a lapsed declaration is dropped"
+
+
+async def test_a_paused_queue_claims_nothing_and_is_woken_only_by_resume(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    assert await store.set_paused(k, True)
+    await store.enqueue(k, [new("a"), new("b", delay_ms=1)])
+    assert not await r.exists(k.wake), "enqueue does not wake a paused queue's workers"
+    await asyncio.sleep(0.01)
+    claim = await store.claim(k, "w", 10, 1000, True)
+    assert claim.jobs == [] and claim.next_due_ms == -1 and not claim.suspects_waiting
+    assert await r.zcard(k.ready) == 2, "the due job moved to ready, to wait there"
+    assert not await r.exists(k.wake), "a paused claim does not chain-wake"
+    assert await store.set_paused(k, False) and await r.exists(k.wake)
+    assert ids(await store.claim(k, "w", 10, 1000, True)) == ["a", "b"]
+
+
+async def test_the_heartbeat_folds_each_ended_minute_into_its_hour_once(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    now_minute = await store.now_ms() // 60_000
+    hour = (now_minute - 3) // 60
+    await r.hset(f"{k.minute_prefix}{now_minute - 3}", mapping={"succeeded": 5, "failed": 1})
+    await r.hset(f"{k.minute_prefix}{now_minute}", "succeeded", 7)  # not ended: not folded
+    await r.hset(k.hours, mapping={"rolled": now_minute - 70, f"{hour - 200}:succeeded": 9})
+    await store.heartbeat(k, "w", 1000)
+    await store.heartbeat(k, "w", 1000)
+    hours = await r.hgetall(k.hours)
+    assert hours[b"rolled"] == str(now_minute - 1).encode()
+    assert int(hours[f"{hour}:succeeded".encode()]) == 5, "folded once"
+    assert f"{hour - 200}:succeeded".encode() not in hours, "older than a week: dropped"
+    assert 0 < await r.pttl(k.hours) <= 7 * 24 * 3_600_000
+
+
+async def test_a_worker_gives_back_a_job_whose_task_it_does_not_know(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("a")])
+    await store.heartbeat(k, "knows-t", 60_000, 0, '{"tasks": ["t"]}')  # a worker that does
+    delays = []
+    for _ in range(3):
+        await r.zadd(k.ready, {"a": 0})  # bring it straight back (skips the wait)
+        await r.zrem(k.deferred, "a")
+        await r.hset(k.job("a"), "status", "queued")
+        claim = await store.claim(k, "w", 1, 1000, True)
+        outcome, delay = await store.give_back_unknown(
+            k, "a", f"w:{claim.jobs[0].attempt}", grace_ms=60_000, worker="w",
+            error_message="dead", waiting_message="waiting",
+        )  # fmt: skip
+        assert outcome is UnknownTaskOutcome.GIVEN_BACK
+        delays.append(delay)
+    assert delays == [500, 1000, 2000], "backs off"
+    job = await r.hgetall(k.job("a"))
+    assert job[b"status"] == b"deferred" and job[b"attempts"] == b"0", "no try spent"
+    assert job[b"error_message"] == b"waiting" and await r.hget(k.unknown, "t")
+    assert (await store.give_back_unknown(
+        k, "a", "w:1", grace_ms=0, worker="w", error_message="dead", waiting_message="w"
+    ))[0] is UnknownTaskOutcome.REFUSED, "its lease is gone"  # fmt: skip
+    await r.zadd(k.ready, {"a": 0})
+    await r.zrem(k.deferred, "a")
+    await r.hset(k.job("a"), "status", "queued")
+    await store.claim(k, "w", 1, 1000, True)
+    outcome, _ = await store.give_back_unknown(
+        k, "a", "w:1", grace_ms=0, worker="w", error_message="dead", waiting_message="w"
+    )
+    assert outcome is UnknownTaskOutcome.DEAD_LETTERED, "the grace is over"
+
+
+async def test_a_job_whose_task_no_live_worker_knows_is_dead_lettered_at_once(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("a"), new("b")])
+    await store.heartbeat(k, "knows-u", 60_000, 0, '{"tasks": ["u"]}')  # knows another task
+    await store.heartbeat(k, "old", 60_000, 0, "{}")  # an older release: describes nothing
+    claim = await store.claim(k, "w", 1, 1000, True)
+    outcome, _ = await store.give_back_unknown(
+        k, claim.jobs[0].id, "w:1", grace_ms=60_000, worker="w", error_message="dead",
+        waiting_message="waiting",
+    )  # fmt: skip
+    assert outcome is UnknownTaskOutcome.DEAD_LETTERED
+    assert await r.hget(k.job("a"), "status") == b"failed"
+    [(_, fields)] = await store.dead_letters(k, 10)
+    assert fields[b"error_type"] == b"UnknownTaskError" and fields[b"error_message"] == b"dead"
+
+
+async def test_forget_refuses_a_queue_with_anything_left(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("a")])
+    assert await store.forget(k) == (ForgetOutcome.HAS_JOBS, 1)
+    await store.cancel(k, "a")
+    await store.heartbeat(k, "w", 10_000)
+    assert await store.forget(k) == (ForgetOutcome.HAS_WORKERS, 1)
+    await store.heartbeat(k, "w", 0)
+    assert (await store.forget(k))[0] is ForgetOutcome.FORGOTTEN
+    assert not await r.exists(k.stats, k.recent_prefix + "cancelled", k.workers)
+    assert await r.exists(k.job("a")), "a finished job's record expires by itself"

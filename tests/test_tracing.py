@@ -303,7 +303,7 @@ async def test_an_idle_worker_makes_no_redis_spans_but_a_tasks_own_calls_are_tra
         keys = queue.keys_for(queue_name)
 
         async def alive() -> bool:
-            return await queue.store.worker_alive(keys, None)
+            return (await queue.store.counts(keys)).workers > 0
 
         await wait_until(alive, 20, "the worker's heartbeat")
         await asyncio.sleep(5.0)  # idle: lease ticks, heartbeats, blocking waits

@@ -16,7 +16,8 @@ from .scripts import load_scripts
 
 Role = Literal["worker", "producer"]
 
-#: Commands the store sends itself, outside scripts (reads, waits, pub/sub, loading scripts).
+#: Commands the store sends itself, outside scripts (reads, waits, pub/sub, loading scripts);
+#: tests/test_acl.py holds it against the redis-py calls the store's code makes.
 CLIENT_COMMANDS = (
     "ping",
     "select",
@@ -25,15 +26,20 @@ CLIENT_COMMANDS = (
     "script|load",
     "bzpopmin",
     "zadd",
+    "zrange",
+    "zcard",
+    "zcount",
+    "zscore",
     "sadd",
+    "srem",
     "smembers",
     "hget",
     "hmget",
     "hgetall",
-    "zcard",
-    "zcount",
-    "zscore",
+    "hlen",
+    "lrange",
     "xlen",
+    "xrange",
     "xrevrange",
     "xtrim",
     "subscribe",

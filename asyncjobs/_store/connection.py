@@ -30,6 +30,15 @@ try:
 except ImportError:  # pragma: no cover - hiredis is a dependency, but stay usable without it
     _HIREDIS = False
 
+#: redis-py 8 changed three defaults that asyncjobs relies on; every client built here sets the
+#: redis-py 5-7 values (a URL's query, e.g. ``?socket_timeout=10`` or ``?protocol=3``, still wins):
+#: - no read timeout (8: 5 s): a worker's BZPOPMIN blocks up to 30 s and a pub/sub read has no
+#:   end; dead peers are found by keepalive and health checks instead;
+#: - RESP2 (8: RESP3): one reply shape on every redis-py, and the server's own auth errors;
+#: - an unbounded pool (8: 100 connections): a worker runs ``concurrency`` jobs at once.
+CLIENT_DEFAULTS: dict[str, Any] = {"socket_timeout": None, "protocol": 2}
+UNBOUNDED_POOL = 2**31
+
 _memory_servers: dict[str, Any] = {}
 _memory_lock = threading.Lock()
 
@@ -113,11 +122,13 @@ class Connection:
         if self.is_cluster:
             self.client: Any = self._cluster_client(max_connections)
         elif scheme == "redis+sentinel":
-            self.client = self._sentinel_client()
+            self.client = self._sentinel_client(max_connections)
         elif self.is_memory:
             import fakeredis
 
-            self.client = fakeredis.FakeAsyncRedis(server=_memory_server(url))
+            self.client = fakeredis.FakeAsyncRedis(
+                server=_memory_server(url), max_connections=max_connections or UNBOUNDED_POOL
+            )
         elif scheme in ("redis", "rediss", "unix"):
             self.client = self._plain_client(scheme, max_connections)
             self.wire = wire_for(self.client) if _HIREDIS else None
@@ -135,15 +146,12 @@ class Connection:
         return aioredis.Redis.from_url(
             self.url,
             **extra,
-            max_connections=max_connections,
+            max_connections=max_connections or UNBOUNDED_POOL,
             socket_connect_timeout=5.0,
-            # Blocking waits and pub/sub reads last as long as they must; a read timeout would
-            # cut them off (redis-py 8 sets 5 s unless told). Dead peers are found by
-            # keepalive and the health check instead.
-            socket_timeout=None,
             health_check_interval=30,
             retry=RedisRetry(BACKOFF, retries=RETRIES),
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            **CLIENT_DEFAULTS,
         )
 
     def _cluster_client(self, max_connections: int | None) -> Any:
@@ -157,12 +165,12 @@ class Connection:
             password=password,
             ssl=self.url.startswith("rediss+"),
             socket_connect_timeout=5.0,
-            socket_timeout=None,
             socket_keepalive=True,
-            max_connections=max_connections or 2**31,
+            max_connections=max_connections or UNBOUNDED_POOL,
+            **CLIENT_DEFAULTS,
         )
 
-    def _sentinel_client(self) -> Any:
+    def _sentinel_client(self, max_connections: int | None) -> Any:
         from redis.asyncio.sentinel import Sentinel
 
         nodes, username, password, path = _split_hosts(self.url)
@@ -178,7 +186,8 @@ class Connection:
             username=username,
             password=password,
             socket_keepalive=True,
-            socket_timeout=None,
+            max_connections=max_connections or UNBOUNDED_POOL,
+            **CLIENT_DEFAULTS,
         )
 
     def blocking_wire(self) -> Wire | None:
@@ -192,7 +201,7 @@ class Connection:
         node = self.client.get_default_node()
         node_client = aioredis.Redis(
             host=node.host, port=node.port, ssl=node.connection_kwargs.get("ssl", False),
-            socket_timeout=None, **self._node_auth,
+            **CLIENT_DEFAULTS, **self._node_auth,
         )  # fmt: skip
         return _NodePubSub(node_client, **options)
 
@@ -202,11 +211,12 @@ class Connection:
             await asyncio.wait_for(self.client.ping(), timeout)
         except (OSError, RedisError, asyncio.TimeoutError) as exc:
             reason = (str(exc) or type(exc).__name__).rstrip(".")
-            hint = (
-                "Check the username and password in the URL (or the server's ACL)."
-                if any(w in reason.upper() for w in ("AUTH", "WRONGPASS", "NOPERM", "PASSWORD"))
-                else "Is redis-server running there?"
-            )
+            if any(w in reason.upper() for w in ("AUTH", "WRONGPASS", "NOPERM", "PASSWORD")):
+                hint = "Check the username and password in the URL (or the server's ACL)."
+            elif "DB index" in reason:
+                hint = "The server has fewer databases: use a smaller /N at the end of the URL."
+            else:
+                hint = "Is redis-server running there?"
             raise RedisUnavailable(
                 f"cannot reach Redis at {self.where}: {reason}. {hint} "
                 "Pass --redis-url or set ASYNCJOBS_REDIS_URL (memory:// runs without a server)."

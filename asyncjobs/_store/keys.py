@@ -97,6 +97,46 @@ class QueueKeys:
         return f"{self.tag}:cron-changes"
 
     @property
+    def paused(self) -> str:
+        """STRING, present while the queue is paused: when it was paused (ms, Redis clock)."""
+        return f"{self.tag}:paused"
+
+    @property
+    def hours(self) -> str:
+        """HASH of hourly history: ``<unix hour>:<outcome>`` counts, ``rolled`` = last minute in."""
+        return f"{self.tag}:hours"
+
+    @property
+    def minute_prefix(self) -> str:
+        """``<prefix><unix minute>``: HASH of that minute's outcome counts (expires after 8 h)."""
+        return f"{self.tag}:minute:"
+
+    @property
+    def recent_prefix(self) -> str:
+        """``<prefix><status>``: LIST of the newest succeeded / cancelled / expired job ids."""
+        return f"{self.tag}:recent:"
+
+    @property
+    def dead_letter_index(self) -> str:
+        """HASH: job id → the stream entry of its dead letter."""
+        return f"{self.tag}:dlq_index"
+
+    @property
+    def groups(self) -> str:
+        """SET of concurrency groups that have jobs waiting for a slot."""
+        return f"{self.tag}:groups"
+
+    @property
+    def worker_info(self) -> str:
+        """HASH: worker id → ``<last seen ms> <running> <JSON about the worker>``."""
+        return f"{self.tag}:worker_info"
+
+    @property
+    def unknown(self) -> str:
+        """HASH: task no worker here knew → ``<last ms> <worker>`` of the last give-back."""
+        return f"{self.tag}:unknown"
+
+    @property
     def group_prefix(self) -> str:
         """Prefix of concurrency groups: ``<prefix><group>:running`` SET, ``…:blocked`` ZSET."""
         return f"{self.tag}:group:"

@@ -134,7 +134,7 @@ class Recovery:
 
 @dataclass(slots=True)
 class QueueCounts:
-    """One queue as Redis holds it now."""
+    """One queue as Redis holds it now (one snapshot: see stats.lua)."""
 
     ready: int
     deferred: int
@@ -142,3 +142,44 @@ class QueueCounts:
     dead_letters: int
     workers: int
     stats: dict[str, int]
+    now_ms: int = 0
+    paused_ms: int = 0  # when it was paused (Redis clock); 0 = not paused
+    blocked: int = 0  # jobs waiting for a concurrency slot (in at most `groups` counted groups)
+    groups: int = 0  # concurrency groups with jobs waiting
+    minutes: dict[int, dict[str, int]] = field(default_factory=dict)  # unix minute → counts
+    hours: dict[int, dict[str, int]] = field(default_factory=dict)  # unix hour → counts
+    rolled_minute: int = 0  # the last minute the hourly history holds
+    unknown_tasks: dict[str, tuple[int, str]] = field(default_factory=dict)  # → (ms, worker)
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_ms > 0
+
+
+class ForgetOutcome(IntEnum):
+    FORGOTTEN = 1
+    HAS_JOBS = -1
+    HAS_DEAD_LETTERS = -2
+    HAS_WORKERS = -3
+    HAS_CRONS = -4  # crons added at run time are scheduled on it
+
+
+class UnknownTaskOutcome(IntEnum):
+    GIVEN_BACK = 1
+    DEAD_LETTERED = 2
+    REFUSED = -1
+
+
+class ReplayBatch(NamedTuple):
+    next: str | None  # the entry to continue after; None = done
+    replayed: int
+    live: int  # dead letters left in place: a live job has their id again
+
+
+class WorkerRecord(NamedTuple):
+    """A live worker of a queue, as its last heartbeat described it."""
+
+    id: str
+    last_seen_ms: int
+    running: int
+    about: str  # JSON the worker wrote (host, pid, queues, ...)

@@ -34,6 +34,14 @@ SCRIPT_NAMES = (
     "cron_declare",
     "heartbeat",
     "workflow_start",
+    "pause",
+    "stats",
+    "purge",
+    "replay_many",
+    "dlq_search",
+    "purge_dead_letters",
+    "forget",
+    "unknown_task",
 )
 
 

@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 
 from redis.exceptions import NoScriptError
 
+from .admin import Admin, counts_from_reply
 from .connection import Connection
 from .errors import translate
 from .keys import QueueKeys, queues_registry_key
@@ -42,8 +43,9 @@ def _text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
 
 
-class Store:
-    """Typed access to the queues of one Redis, through one Connection.
+class Store(Admin):
+    """Typed access to the queues of one Redis, through one Connection (the reads and writes
+    of operating queues, pause to bulk replays, are in ``admin``).
 
     ``keep_result_ms`` and ``dead_letter_cap`` are the leading arguments every script gets:
     how long finished jobs stay readable and how many dead letters a queue keeps.
@@ -231,14 +233,6 @@ class Store:
         """The last tick handled (Unix ms) of each cron of the queue, by name."""
         entries = await self._guard(self.connection.client.hgetall(keys.cron))
         return {_text(name): int(state.split(b" ")[0]) for name, state in entries.items()}
-
-    async def served_until(self, keys: QueueKeys, tasks: Sequence[str]) -> dict[str, int]:
-        """Until when (Redis ms) some live worker of the queue declared it knows each task."""
-        if not tasks:
-            return {}
-        fields = [f"{task}:served:until" for task in tasks]
-        values = await self._guard(self.connection.client.hmget(keys.limits, fields))
-        return {task: int(float(v or 0)) for task, v in zip(tasks, values, strict=True)}
 
     async def replay(self, keys: QueueKeys, entry: str, job_id: str) -> str | None:
         """Turn dead letter ``entry`` (of ``job_id``) back into a queued job; None if the entry
@@ -436,12 +430,23 @@ class Store:
         keys: QueueKeys,
         worker: str,
         ttl_ms: int,
+        running: int = 0,
+        about: str = "{}",
         limits: Sequence[tuple[str, int, int, int]] = (),
     ) -> int:
-        """Mark ``worker`` alive on the queue for ``ttl_ms`` (0 = it leaves) and declare its
-        tasks' limits for as long: ``(task, concurrency, interval_ms, max_tries)``, 0 = none.
-        Returns how many workers are alive."""
-        reply = await self._script("heartbeat", keys, worker=worker, ttl_ms=ttl_ms, each=limits)
+        """Mark ``worker`` alive on the queue for ``ttl_ms`` (0 = it leaves), running
+        ``running`` jobs, described by ``about`` (JSON), and declare its tasks' limits for as
+        long: ``(task, concurrency, interval_ms, max_tries)``, 0 = none. Returns how many
+        workers are alive."""
+        reply = await self._script(
+            "heartbeat",
+            keys,
+            worker=worker,
+            ttl_ms=ttl_ms,
+            running=running,
+            about=about,
+            each=limits,
+        )
         return int(reply)
 
     # -- reading ---------------------------------------------------------------------------
@@ -457,40 +462,13 @@ class Store:
     async def job_values(self, keys: QueueKeys, job_id: str, fields: Sequence[str]) -> list[Any]:
         return await self._guard(self.connection.client.hmget(keys.job(job_id), fields))
 
-    async def counts(self, keys: QueueKeys) -> QueueCounts:
-        """One queue's sizes, live workers and counters, in one round trip."""
-
-        async def read() -> list[Any]:
-            client = self.connection.client
-            seconds, micros = await client.time()
-            now_ms = int(seconds) * 1000 + int(micros) // 1000
-            async with client.pipeline(transaction=False) as pipe:
-                pipe.zcard(keys.ready)
-                pipe.zcard(keys.deferred)
-                pipe.zcard(keys.leases)
-                pipe.xlen(keys.dead_letters)
-                pipe.zcount(keys.workers, now_ms, "+inf")
-                pipe.hgetall(keys.stats)
-                return await pipe.execute()  # type: ignore[no-any-return]
-
-        ready, deferred, leases, dead, workers, stats = await self._guard(read())
-        return QueueCounts(
-            ready=int(ready),
-            deferred=int(deferred),
-            in_progress=int(leases),
-            dead_letters=int(dead),
-            workers=int(workers),
-            stats={_text(k): int(v) for k, v in stats.items()},
-        )
-
-    async def worker_alive(self, keys: QueueKeys, worker: str | None) -> bool:
-        """Whether ``worker`` (or, for None, any worker) serves the queue now."""
-        client = self.connection.client
-        now_ms = await self.now_ms()
-        if worker is not None:
-            deadline = await self._guard(client.zscore(keys.workers, worker))
-            return deadline is not None and deadline > now_ms
-        return int(await self._guard(client.zcount(keys.workers, now_ms, "+inf"))) > 0
+    async def counts(
+        self, keys: QueueKeys, *, minutes: int = 0, hours: bool = False, groups: int = 100
+    ) -> QueueCounts:
+        """One queue's sizes, pause state, live workers and counters, with the last ``minutes``
+        minute buckets and (``hours``) the hourly history: one snapshot, one round trip."""
+        reply = await self._script("stats", keys, minutes=minutes, hours=int(hours), groups=groups)
+        return counts_from_reply(reply)
 
     async def register_queues(self, prefix: str, names: Sequence[str]) -> None:
         """Record queue names, so that `asyncjobs info` and `asyncjobs job` find them."""
@@ -515,21 +493,50 @@ class Store:
         return [(_text(entry), fields) for entry, fields in entries]
 
     async def find_dead_letter(self, keys: QueueKeys, job_id: str) -> str | None:
-        """The stream entry of ``job_id``'s dead letter, searching from the newest."""
+        """The stream entry of ``job_id``'s dead letter (see ``dead_letter_of``)."""
+        found = await self.dead_letter_of(keys, job_id)
+        return None if found is None else found[0]
+
+    async def dead_letter_of(
+        self, keys: QueueKeys, job_id: str
+    ) -> tuple[str, dict[bytes, bytes]] | None:
+        """``job_id``'s dead letter (entry, fields): from the index, or (when the index does not
+        cover every entry: some were written by an older release) searching the stream."""
+        client = self.connection.client
+
+        async def look_up() -> list[Any]:
+            async with client.pipeline(transaction=False) as pipe:
+                pipe.hget(keys.dead_letter_index, job_id)
+                pipe.xlen(keys.dead_letters)
+                pipe.hlen(keys.dead_letter_index)
+                return await pipe.execute()  # type: ignore[no-any-return]
+
+        entry, total, indexed = await self._guard(look_up())
+        if entry is not None:
+            found = await self._guard(client.xrange(keys.dead_letters, entry, entry))
+            if found and found[0][1].get(b"id") == job_id.encode():
+                return _text(entry), found[0][1]
+        if entry is None and int(total) == int(indexed):
+            return None  # the index covers every entry: there is none
+        return await self._scan_dead_letters(keys, job_id)
+
+    async def _scan_dead_letters(
+        self, keys: QueueKeys, job_id: str
+    ) -> tuple[str, dict[bytes, bytes]] | None:
         target = job_id.encode()
         before = "+"
         while True:
             entries = await self.dead_letters(keys, 500, before)
             for entry, fields in entries:
                 if fields.get(b"id") == target:
-                    return entry
+                    return entry, fields
             if len(entries) < 500:
                 return None
             before = "(" + entries[-1][0]
 
     async def purge_dead_letters(self, keys: QueueKeys) -> int:
-        client = self.connection.client
-        return int(await self._guard(client.xtrim(keys.dead_letters, maxlen=0, approximate=False)))
+        """Delete every dead letter of the queue (and their index); how many there were."""
+        return int(await self._script("purge_dead_letters", keys))
 
     async def maxmemory_policies(self) -> list[str]:
         """Each server's maxmemory-policy ([] where CONFIG is disabled, as on managed Redis)."""

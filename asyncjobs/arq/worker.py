@@ -327,7 +327,7 @@ async def async_check_health(
     settings = redis_settings or RedisSettings()
     name = queue_name or default_queue_name
     async with Queue(settings.url if isinstance(settings, RedisSettings) else settings) as q:
-        alive = await q.store.worker_alive(q.keys_for(name), None)
+        alive = (await q.store.counts(q.keys_for(name))).workers > 0
     if alive:
         logger.info("Health check successful: a worker serves %s", name)
         return 0

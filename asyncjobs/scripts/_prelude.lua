@@ -3,12 +3,13 @@
 -- The key block: every script gets these KEYS, in this order, each named "<tag>:<name>".
 -- The store builds them from this list, so adding a key is a change to this line only.
 local KEY_NAMES = {'ready', 'deferred', 'leases', 'wake', 'seq', 'stats', 'limits', 'dlq',
-  'workers', 'cron', 'crontab'}
+  'workers', 'cron', 'paused', 'hours', 'dlq_index', 'groups', 'worker_info', 'unknown',
+  'crontab'}
 -- The leading arguments, the same for every script (a script's own ARGV come after them):
 --   ARGV[1] tag   the queue's hash tag "{<prefix>:<queue>}"; every key a script builds starts
 --     with it, so all keys of a queue share one Redis Cluster slot
 --   ARGV[2] keep_ms   how long a finished job's record stays readable (0 = deleted at once)
---   ARGV[3] dead_letter_cap   how many dead letters the stream keeps (approximately)
+--   ARGV[3] dead_letter_cap   how many dead letters the stream keeps
 --
 -- Invariants kept here for every script:
 --   * time comes from Redis (TIME), never from a client;
@@ -24,7 +25,8 @@ local LEADING = 3
 local TAG, KEEP_MS, DEAD_LETTER_CAP = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
 -- Prefixes of the keys made per job, per idempotency key, per workflow, per group, per task.
 local P = {job = TAG .. ':job:', idem = TAG .. ':idem:', wf = TAG .. ':wf:',
-  group = TAG .. ':group:', rate = TAG .. ':rate:', rate_started = TAG .. ':rate-started:'}
+  group = TAG .. ':group:', rate = TAG .. ':rate:', rate_started = TAG .. ':rate-started:',
+  minute = TAG .. ':minute:', recent = TAG .. ':recent:'}
 local EVENTS, CANCELS = TAG .. ':events', TAG .. ':cancel'
 -- A change to the queue's crontab is published here (the cron name), so workers reload it.
 local CRON_CHANGES = TAG .. ':cron-changes'
@@ -59,13 +61,52 @@ local function push_ready(job_key, id, priority)
   rcall('ZADD', K.ready, ready_score(job_key, priority), id)
 end
 
--- A wake-up is a flag, not a counter: one member, so the key never grows.
+-- A wake-up is a flag, not a counter: one member, so the key never grows. A paused queue is
+-- never woken (its idle workers stay blocked); resuming it writes the flag (pause.lua).
 local function wake()
-  rcall('ZADD', K.wake, 0, 'w')
+  if rcall('EXISTS', K.paused) == 0 then rcall('ZADD', K.wake, 0, 'w') end
 end
 
 local function count(field, n)
   rcall('HINCRBY', K.stats, field, n or 1)
+end
+
+-- History: `tally` counts an outcome in the all-time counters and in the bucket of the current
+-- minute (a hash `<tag>:minute:<unix minute>`, kept MINUTE_KEEP_MS after its minute ends). The
+-- expiry is set once per field and bucket: when the increment created the field.
+local MINUTE_MS, MINUTE_KEEP_MS = 60000, 8 * 3600000
+local function tally(field, n)
+  n = n or 1
+  count(field, n)
+  local minute = math.floor(NOW / MINUTE_MS)
+  local bucket = P.minute .. minute
+  if rcall('HINCRBY', bucket, field, n) == n then
+    rcall('PEXPIREAT', bucket, (minute + 1) * MINUTE_MS + MINUTE_KEEP_MS)
+  end
+end
+
+-- The newest finished jobs of a status, for browsing: a capped list of ids, newest first
+-- (`<tag>:recent:<status>`). Trimmed in steps of RECENT_SLACK, so a push costs one command.
+local RECENT_KEEP, RECENT_SLACK = 1000, 100
+local function remember_finished(status, ids)
+  if KEEP_MS <= 0 or #ids == 0 then return end  -- the records are gone at once: nothing to show
+  local list = P.recent .. status
+  local length = 0
+  for i = 1, #ids, 1000 do
+    length = rcall('LPUSH', list, unpack(ids, i, math.min(i + 999, #ids)))
+  end
+  if length > RECENT_KEEP + RECENT_SLACK then rcall('LTRIM', list, 0, RECENT_KEEP - 1) end
+end
+
+-- Concurrency groups with jobs waiting for a slot are listed in K.groups (for purge and
+-- stats); a group leaves the list when its blocked set empties.
+local function forget_group_if_empty(group)
+  if rcall('EXISTS', P.group .. group .. ':blocked') == 0 then rcall('SREM', K.groups, group) end
+end
+
+local function unpark(group, id)
+  rcall('ZREM', P.group .. group .. ':blocked', id)
+  forget_group_if_empty(group)
 end
 
 -- Recovered jobs: jobs that were running on a worker that died. The first time, a job that
@@ -145,6 +186,7 @@ local function release_slot(job_key, id)
   if #nxt > 0 then
     rcall('HDEL', P.job .. nxt[1], 'blocked')
     rcall('ZADD', K.ready, nxt[2], nxt[1])
+    forget_group_if_empty(group)
     wake()
   end
 end
@@ -154,8 +196,15 @@ local function publish(id, status)
 end
 
 -- Ends a job in a terminal status: stamps it, lets its record expire, tells the waiters.
--- `keep_ms` defaults to the caller's KEEP_MS (a workflow's members keep the workflow's).
-local function finish_job(job_key, id, status, keep_ms)
+-- `keep_ms` defaults to the caller's KEEP_MS (a workflow's members keep the workflow's). A
+-- succeeded, cancelled or expired job joins its status's recent list, or the caller's `batch`
+-- (a list of ids it passes to remember_finished once).
+local function finish_job(job_key, id, status, keep_ms, batch)
+  if batch then
+    batch[#batch + 1] = id
+  elseif status ~= 'failed' then
+    remember_finished(status, {id})
+  end
   keep_ms = keep_ms or KEEP_MS
   rcall('HSET', job_key, 'status', status, 'finished_at', NOW)
   rcall('HDEL', job_key, 'token')
@@ -167,25 +216,74 @@ local function finish_job(job_key, id, status, keep_ms)
   publish(id, status)
 end
 
+-- The fields of a stream entry, as a table.
+local function entry_fields(entry)
+  local e = {}
+  local fields = entry[2]
+  for i = 1, #fields, 2 do e[fields[i]] = fields[i + 1] end
+  return e
+end
+
 -- Copies a failed job, with its error (and its trace context and last checkpoint, if it has
--- them), onto the capped dead-letter stream.
+-- them), onto the capped dead-letter stream. K.dlq_index maps
+-- each job id to its entry (one dead letter per job id: a newer one replaces the older), so a
+-- dead letter is found without reading the stream; the cap drops the oldest, index and all.
 local function dead_letter(job_key, id)
   local f = rcall('HMGET', job_key, 'task', 'payload', 'priority', 'max_tries', 'timeout',
     'attempts', 'enqueued_at', 'error_type', 'error_message', 'traceback', 'concurrency_key',
     'trace', 'checkpoint')
-  local entry = {'id', id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
+  local fields = {'id', id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
     'max_tries', f[4] or '0', 'timeout', f[5] or '0', 'attempts', f[6] or '0',
     'enqueued_at', f[7] or '0', 'failed_at', NOW, 'error_type', f[8] or '',
     'error_message', f[9] or '', 'traceback', f[10] or '', 'concurrency_key', f[11] or ''}
   if f[12] then
-    entry[#entry + 1] = 'trace'
-    entry[#entry + 1] = f[12]
+    fields[#fields + 1] = 'trace'
+    fields[#fields + 1] = f[12]
   end
   if f[13] then
-    entry[#entry + 1] = 'checkpoint'
-    entry[#entry + 1] = f[13]
+    fields[#fields + 1] = 'checkpoint'
+    fields[#fields + 1] = f[13]
   end
-  rcall('XADD', K.dlq, 'MAXLEN', '~', DEAD_LETTER_CAP, '*', unpack(entry))
+  local entry = rcall('XADD', K.dlq, '*', unpack(fields))
+  local previous = rcall('HGET', K.dlq_index, id)
+  if previous then rcall('XDEL', K.dlq, previous) end
+  rcall('HSET', K.dlq_index, id, entry)
+  local over = rcall('XLEN', K.dlq) - DEAD_LETTER_CAP
+  if over > 0 then
+    for _, old in ipairs(rcall('XRANGE', K.dlq, '-', '+', 'COUNT', over)) do
+      local old_id = entry_fields(old)['id']
+      if old_id and rcall('HGET', K.dlq_index, old_id) == old[1] then
+        rcall('HDEL', K.dlq_index, old_id)
+      end
+      rcall('XDEL', K.dlq, old[1])
+    end
+  end
+end
+
+-- Turns dead letter `entry` (its id; `e` its fields) back into a queued job with the same id,
+-- fresh tries and its last checkpoint (its next try resumes there), and removes it from the
+-- stream and the index. Returns the job id, or false
+-- (nothing changed) when a live job has that id again. The caller wakes the workers.
+local function replay_entry(entry, e)
+  local id = e['id']
+  local job_key = P.job .. id
+  local status = rcall('HGET', job_key, 'status')
+  if status and status ~= 'failed' then return false end
+  rcall('DEL', job_key)
+  rcall('HSET', job_key, 'task', e['task'] or '', 'payload', e['payload'] or '',
+    'priority', e['priority'] or '0', 'max_tries', e['max_tries'] or '0',
+    'timeout', e['timeout'] or '0', 'attempts', 0, 'enqueued_at', NOW, 'status', 'queued',
+    'replayed_from', entry)
+  if e['concurrency_key'] and e['concurrency_key'] ~= '' then
+    rcall('HSET', job_key, 'concurrency_key', e['concurrency_key'])
+  end
+  if e['trace'] and e['trace'] ~= '' then rcall('HSET', job_key, 'trace', e['trace']) end
+  if e['checkpoint'] then rcall('HSET', job_key, 'checkpoint', e['checkpoint']) end
+  push_ready(job_key, id)
+  rcall('XDEL', K.dlq, entry)
+  if rcall('HGET', K.dlq_index, id) == entry then rcall('HDEL', K.dlq_index, id) end
+  publish(id, 'queued')
+  return id
 end
 
 local function set_error(job_key, error_type, error_message, traceback)
@@ -243,7 +341,7 @@ local function wf_cancel_members(wf_key, skip_id, keep_ms)
       rcall('ZREM', K.ready, member)
       rcall('ZREM', K.deferred, member)
       local blocked = rcall('HGET', job_key, 'blocked')
-      if blocked then rcall('ZREM', P.group .. blocked .. ':blocked', member) end
+      if blocked then unpark(blocked, member) end
       if status == 'in_progress' then
         rcall('ZREM', K.leases, member)
         release_slot(job_key, member)

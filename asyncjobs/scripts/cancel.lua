@@ -24,7 +24,7 @@ local code
 if status == 'queued' then
   rcall('ZREM', K.ready, id)
   local blocked = rcall('HGET', job_key, 'blocked')
-  if blocked then rcall('ZREM', P.group .. blocked .. ':blocked', id) end
+  if blocked then unpark(blocked, id) end
   code = 1
 elseif status == 'deferred' then
   rcall('ZREM', K.deferred, id)
@@ -39,5 +39,5 @@ else
 end
 wf_member_failed(job_key, id, 'JobCancelled', 'cancelled by request')
 finish_job(job_key, id, 'cancelled')
-count('cancelled')
+tally('cancelled')
 return code

@@ -15,8 +15,13 @@
 --   never closer than its interval: a reserved slot taken late pushes the next one back. A
 --   corrupt job record (no task or payload, non-numeric counters) is dead-lettered here: this
 --   script must never stop half-way, since Redis keeps what a failed script already wrote.
+-- A paused queue (K.paused set) hands out nothing, reports no due time and wakes no one, so its
+--   idle workers stay blocked until resume writes the wake key; due deferred jobs still move
+--   to ready, to wait there.
 workers_only()
 local worker, n, lease_ms = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local paused = rcall('EXISTS', K.paused) == 1
+if paused then n = 0 end
 
 local due = rcall('ZRANGEBYSCORE', K.deferred, '-inf', NOW, 'LIMIT', 0, 1000)
 for _, id in ipairs(due) do
@@ -53,11 +58,12 @@ local function unblock(group, count)
     rcall('HDEL', P.job .. moved[i], 'blocked')
     rcall('ZADD', K.ready, moved[i + 1], moved[i])
   end
+  forget_group_if_empty(group)
 end
 
 local out = {-1, NOW, 0, ''}
 -- A worker without a suspect takes the oldest one first (one slot), then ordinary jobs.
-local take_suspect = ARGV[7] == '1'
+local take_suspect = ARGV[7] == '1' and not paused
 if take_suspect then
   local last = rcall('ZRANGE', K.ready, -1, -1, 'WITHSCORES')
   take_suspect = #last > 0 and tonumber(last[2]) >= SUSPECT_BAND
@@ -101,7 +107,7 @@ while claimed < n do
         dead_letter(job_key, id)
         wf_member_failed(job_key, id, 'PayloadError', 'corrupt job record')
         finish_job(job_key, id, 'failed')
-        count('failed')
+        tally('failed')
       elseif f[8] == 'queued' then
         local task = f[1]
         if expires_at and expires_at <= NOW then
@@ -116,6 +122,7 @@ while claimed < n do
           if lim[1] > 0 then
             if rcall('SCARD', P.group .. group .. ':running') >= lim[1] then
               rcall('ZADD', P.group .. group .. ':blocked', score, id)
+              rcall('SADD', K.groups, group)
               rcall('HSET', job_key, 'blocked', group)
               -- a reserved rate slot is stale by the time a concurrency slot frees: start over
               if f[10] then rcall('HDEL', job_key, 'rate_slot') end
@@ -181,14 +188,15 @@ while claimed < n do
   end
   if reached_suspects then break end
 end
+if paused then return out end
 local last = rcall('ZRANGE', K.ready, -1, -1, 'WITHSCORES')
 if #last > 0 and tonumber(last[2]) >= SUSPECT_BAND then out[3] = 1 end
-if expired > 0 then count('expired', expired) end
+if expired > 0 then tally('expired', expired) end
 
 -- Chain wake-up: if work is left, let the next blocked worker see it. (A worker that already
 -- carries a suspect and finds only suspects waits for its own jobs, not on the wake key, so
 -- suspects left over cannot make workers wake each other in a loop.)
-if rcall('ZCARD', K.ready) > 0 then wake() end
+if rcall('ZCARD', K.ready) > 0 then rcall('ZADD', K.wake, 0, 'w') end  -- not paused: see above
 local nxt = rcall('ZRANGE', K.deferred, 0, 0, 'WITHSCORES')
 if #nxt > 0 then out[1] = math.max(0, tonumber(nxt[2]) - NOW) end
 return out

@@ -4,7 +4,7 @@
 --   lease token (it was reclaimed, cancelled or already finished): the outcome is never doubled.
 -- A workflow member's result moves its workflow on in this same step (wf_member_done).
 workers_only()
-local out, done = {}, 0
+local out, done, finished = {}, 0, {}
 for i = LEADING + 1, #ARGV, 3 do
   local id, token = ARGV[i], ARGV[i + 1]
   local job_key = P.job .. id
@@ -14,12 +14,15 @@ for i = LEADING + 1, #ARGV, 3 do
     rcall('HSET', job_key, 'result', ARGV[i + 2])
     rcall('HDEL', job_key, 'error_type', 'error_message', 'traceback')
     wf_member_done(job_key, ARGV[i + 2])
-    finish_job(job_key, id, 'succeeded')
+    finish_job(job_key, id, 'succeeded', nil, finished)
     done = done + 1
     out[#out + 1] = 1
   else
     out[#out + 1] = -1
   end
 end
-if done > 0 then count('succeeded', done) end
+if done > 0 then
+  tally('succeeded', done)
+  remember_finished('succeeded', finished)
+end
 return out

@@ -27,11 +27,11 @@ if delay >= 0 and attempts < max_tries then
     publish(id, 'queued')
   end
   wake()  -- a blocked worker re-reads the next due time
-  count('retried')
+  tally('retried')
   return 1
 end
 dead_letter(job_key, id)
 wf_member_failed(job_key, id, ARGV[8], ARGV[9])
 finish_job(job_key, id, 'failed')
-count('failed')
+tally('failed')
 return 2

@@ -74,9 +74,9 @@ for _, id in ipairs(expired) do
 end
 if recovered > 0 then
   wake()
-  count('recovered', recovered)
+  tally('recovered', recovered)
 end
-if dead > 0 then count('failed', dead) end
+if dead > 0 then tally('failed', dead) end
 local nxt = rcall('ZRANGE', K.leases, 0, 0, 'WITHSCORES')
 local next_in = -1
 if #nxt > 0 then next_in = math.max(0, tonumber(nxt[2]) - NOW) end

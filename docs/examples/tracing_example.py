@@ -1,6 +1,6 @@
 """Tracing with OpenTelemetry: the send span of an enqueue, the process span of each try.
 
-pip install 'asyncjobs[otel]' opentelemetry-sdk, then: python docs/examples/tracing_example.py
+pip install 'asyncjobs-redis[otel]' opentelemetry-sdk, then: python docs/examples/tracing_example.py
 (runs on the embedded memory:// backend; in production export to your collector instead).
 """
 

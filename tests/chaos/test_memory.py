@@ -31,10 +31,13 @@ async def _used_memory(queue: Queue) -> int:
 
 
 async def _queue_keys(queue: Queue) -> set[str]:
+    """The queue's keys but the history's minute buckets (one a minute, whatever the jobs; they
+    expire after 8 hours)."""
     tag = queue.keys_for(queue.name).tag
     return {
         k.decode().removeprefix(tag + ":")
         async for k in queue.client.scan_iter(match=tag + ":*", count=5000)
+        if not k.decode().startswith(tag + ":minute:")
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from typing_extensions import assert_type
@@ -11,8 +12,12 @@ from asyncjobs import (
     Context,
     CronInfo,
     Job,
+    JobInfo,
+    JobStatus,
     Queue,
+    QueueStats,
     Signature,
+    WorkerInfo,
     WorkflowFailure,
     chain,
     cron,
@@ -62,3 +67,15 @@ async def undo(ctx: Context, failure: WorkflowFailure, order: str) -> list[str]:
 
 @task
 async def report(ctx: Context) -> None: ...
+
+
+async def operating(queue: Queue) -> None:
+    """The operating API is typed (version 2 of the contract)."""
+    paused: bool = await queue.pause("emails")
+    stats: QueueStats = await queue.stats("emails")
+    minute: datetime = stats.history[0].minute
+    page: list[JobInfo] = await queue.jobs(JobStatus.QUEUED, "emails", offset=0, limit=50)
+    dropped: int = await queue.purge("emails")
+    replayed: int = await queue.replay_dead_letters("emails", task=None)
+    workers: list[WorkerInfo] = await queue.workers("emails")
+    print(paused, minute, page, dropped, replayed, workers[0].running, stats.paused)

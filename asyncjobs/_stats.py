@@ -1,0 +1,125 @@
+"""QueueStats: one queue's counts, pause state and history, as `queue.stats()` returns them."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from pydantic import BaseModel
+
+from ._models import ms_to_datetime
+from ._store import QueueCounts
+
+#: The outcomes the history counts (each counted where the try ends, in Lua: see tally).
+OUTCOMES = ("succeeded", "failed", "retried", "recovered", "cancelled", "expired")
+MINUTE_MS, HOUR_MS = 60_000, 3_600_000
+#: How far back the buckets go (Redis keeps them so long; see the Lua prelude and heartbeat).
+MAX_MINUTES, MAX_HOURS = 8 * 60, 7 * 24
+
+
+class _Outcomes(BaseModel):
+    succeeded: int = 0  # jobs that ended succeeded
+    failed: int = 0  # jobs that ended failed (dead-lettered)
+    retried: int = 0  # failed tries given another try
+    recovered: int = 0  # jobs put back after their worker's lease ran out
+    cancelled: int = 0
+    expired: int = 0
+
+
+class HistoryBucket(_Outcomes):
+    """What ended in one minute (``minute`` is its start, UTC, Redis's clock)."""
+
+    minute: datetime
+
+
+class HourlyBucket(_Outcomes):
+    """What ended in one hour (``hour`` is its start, UTC)."""
+
+    hour: datetime
+
+
+class UnknownTask(BaseModel):
+    """A task some job names that a worker serving the queue does not register."""
+
+    task: str
+    last_seen: datetime  # when a worker last gave such a job back
+    worker: str  # which one
+
+
+class QueueStats(BaseModel):
+    """One queue now: its jobs, workers, pause state, counters since it was created, and what
+    ended per minute (``history``, oldest first) and per hour (``hourly``)."""
+
+    name: str
+    queued: int  # ready to run, in claim order (see `blocked` for the others)
+    deferred: int  # waiting for a due time: deferrals, retries, rate limits
+    in_progress: int
+    blocked: int  # queued, but waiting for a concurrency slot
+    dead_letters: int
+    workers: int  # live workers
+    paused: bool
+    paused_at: datetime | None = None
+    enqueued: int = 0
+    succeeded: int = 0
+    failed: int = 0
+    retried: int = 0
+    recovered: int = 0
+    cancelled: int = 0
+    expired: int = 0
+    replayed: int = 0
+    unknown_task: int = 0  # jobs given back by a worker that did not know their task
+    history: list[HistoryBucket] = []
+    hourly: list[HourlyBucket] = []
+    unknown_tasks: list[UnknownTask] = []
+    as_of: datetime  # Redis's clock when the snapshot was taken
+
+
+def _when(ms: int) -> datetime:
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+
+
+def queue_stats(name: str, counts: QueueCounts, minutes: int, hours: int) -> QueueStats:
+    """QueueStats from a snapshot: every minute and hour in range, zeros where nothing ended.
+
+    The hourly history holds the minutes the workers' heartbeats have folded in; the minutes
+    read here that are newer than that are added to their hour, so the last hour is complete.
+    """
+    now_minute = counts.now_ms // MINUTE_MS
+    history = []
+    for minute in range(now_minute - minutes + 1, now_minute + 1):
+        found = counts.minutes.get(minute, {})
+        values = {k: found.get(k, 0) for k in OUTCOMES}
+        history.append(HistoryBucket(minute=_when(minute * MINUTE_MS), **values))
+    per_hour = {hour: dict(values) for hour, values in counts.hours.items()}
+    for minute, found in counts.minutes.items():
+        if minute > counts.rolled_minute:
+            bucket = per_hour.setdefault(minute // 60, {})
+            for k in OUTCOMES:
+                bucket[k] = bucket.get(k, 0) + found.get(k, 0)
+    now_hour = counts.now_ms // HOUR_MS
+    hourly = []
+    for hour in range(now_hour - hours + 1, now_hour + 1):
+        found = per_hour.get(hour, {})
+        values = {k: found.get(k, 0) for k in OUTCOMES}
+        hourly.append(HourlyBucket(hour=_when(hour * HOUR_MS), **values))
+    totals = {
+        k: counts.stats.get(k, 0) for k in (*OUTCOMES, "enqueued", "replayed", "unknown_task")
+    }
+    return QueueStats(
+        name=name,
+        queued=counts.ready,
+        deferred=counts.deferred,
+        in_progress=counts.in_progress,
+        blocked=counts.blocked,
+        dead_letters=counts.dead_letters,
+        workers=counts.workers,
+        paused=counts.paused,
+        paused_at=ms_to_datetime(counts.paused_ms),
+        history=history,
+        hourly=hourly,
+        unknown_tasks=[
+            UnknownTask(task=task, last_seen=_when(ms), worker=worker)
+            for task, (ms, worker) in sorted(counts.unknown_tasks.items())
+        ],
+        as_of=_when(counts.now_ms),
+        **totals,
+    )

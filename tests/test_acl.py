@@ -1,0 +1,27 @@
+"""The ACL rules `asyncjobs acl` prints name every command the store can send."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from asyncjobs._store.acl import CLIENT_COMMANDS, commands, script_commands
+
+STORE = Path(__file__).resolve().parent.parent / "asyncjobs" / "_store"
+#: redis-py methods that send no command of their own (or none an ACL governs).
+NOT_COMMANDS = {"aclose", "execute", "get_default_node", "pipeline", "pubsub"}
+#: redis-py method → ACL command, where the two are spelt differently.
+SPELLED = {"script_load": "script|load", "config_get": "config|get"}
+
+
+def test_every_redis_call_of_the_store_is_in_the_rules() -> None:
+    called = set()
+    for path in STORE.glob("*.py"):
+        called |= set(re.findall(r"(?:client|pipe)\.([a-z_]+)\(", path.read_text()))
+    needed = {SPELLED.get(name, name) for name in called - NOT_COMMANDS}
+    assert needed <= set(CLIENT_COMMANDS), needed - set(CLIENT_COMMANDS)
+
+
+def test_every_command_a_script_calls_is_in_the_rules() -> None:
+    assert {"evalsha", "zpopmin", "xadd", "publish"} <= set(commands())
+    assert script_commands() <= set(commands())
