@@ -5,7 +5,7 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError, version
 
 from ._context import Context
-from ._cron import cron
+from ._cron import CronInfo, CronJob, cron
 from ._errors import (
     AsyncJobsError,
     ConfigurationError,
@@ -13,6 +13,7 @@ from ._errors import (
     JobCancelled,
     JobFailed,
     JobTimeout,
+    LeaseLost,
     PayloadError,
     QueueInUse,
     RedisCommandError,
@@ -20,12 +21,13 @@ from ._errors import (
     ResultNotFound,
     Retry,
     SerializationError,
+    SoftTimeout,
     UnknownTaskError,
     WorkerFailed,
     WorkerLost,
 )
 from ._job import Job
-from ._models import JobInfo, JobStatus
+from ._models import JobInfo, JobStatus, WorkflowFailure, WorkflowStep
 from ._presence import WorkerInfo
 from ._queue import Queue
 from ._settings import WorkerSettings
@@ -45,6 +47,8 @@ __all__ = [
     "Chord",
     "ConfigurationError",
     "Context",
+    "CronInfo",
+    "CronJob",
     "DeadLetterNotFound",
     "Group",
     "HistoryBucket",
@@ -55,6 +59,7 @@ __all__ = [
     "JobInfo",
     "JobStatus",
     "JobTimeout",
+    "LeaseLost",
     "PayloadError",
     "Queue",
     "QueueInUse",
@@ -65,6 +70,7 @@ __all__ = [
     "Retry",
     "SerializationError",
     "Signature",
+    "SoftTimeout",
     "Task",
     "UnknownTask",
     "UnknownTaskError",
@@ -73,6 +79,8 @@ __all__ = [
     "WorkerInfo",
     "WorkerLost",
     "WorkerSettings",
+    "WorkflowFailure",
+    "WorkflowStep",
     "chain",
     "chord",
     "cron",

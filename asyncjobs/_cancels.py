@@ -1,10 +1,11 @@
-"""Listens for cancel requests of running jobs (the cancel script publishes their ids)."""
+"""Listens for cancel requests of running jobs (the cancel script publishes their ids) and for
+changes to the queues' crontabs, on one subscription."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._running import RunningJobs
@@ -17,17 +18,25 @@ class CancelListener:
     """Cancels a running try as soon as its job's id arrives on a queue's cancel channel.
 
     A request missed while the subscription is down is not lost: the cancel script also
-    revoked the lease, so the next lease tick stops the job anyway.
+    revoked the lease, so the next lease tick stops the job anyway. A crontab change is passed
+    to ``on_cron_change`` (the queue's name; None after each subscribe, since one may have been
+    missed while it was down).
     """
 
     PART = "cancel requests"
 
     def __init__(
-        self, connection: Connection, queues: Sequence[QueueKeys], running: RunningJobs
+        self,
+        connection: Connection,
+        queues: Sequence[QueueKeys],
+        running: RunningJobs,
+        on_cron_change: Callable[[str | None], None] | None = None,
     ) -> None:
         self.connection = connection
         self.channels = [keys.cancel for keys in queues]
         self.running = running
+        self.on_cron_change = on_cron_change
+        self._cron_channels = {keys.cron_changes: keys.name for keys in queues}
         self._pubsub: Any = None
 
     async def step(self) -> None:
@@ -35,7 +44,10 @@ class CancelListener:
         try:
             if self._pubsub is None:
                 self._pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
-                await self._pubsub.subscribe(*self.channels)
+                cron_channels = list(self._cron_channels) if self.on_cron_change else []
+                await self._pubsub.subscribe(*self.channels, *cron_channels)
+                if self.on_cron_change is not None:
+                    self.on_cron_change(None)
             message = await self._pubsub.get_message(timeout=None)
         except Exception as exc:
             await self.close()
@@ -44,6 +56,13 @@ class CancelListener:
                 raise
             raise mapped from exc
         if message and message.get("type") == "message":
+            channel = message["channel"]
+            queue_name = self._cron_channels.get(
+                channel.decode() if isinstance(channel, bytes) else channel
+            )
+            if queue_name is not None and self.on_cron_change is not None:
+                self.on_cron_change(queue_name)
+                return
             job_id = message["data"].decode()
             if self.running.cancel("cancelled", job_id):
                 log.info("job %s: cancel requested", job_id)

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable, Iterator, MutableMapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
+from . import _serde
+
 if TYPE_CHECKING:
     from ._queue import Queue
 
@@ -31,8 +33,10 @@ class Context(MutableMapping[str, Any]):
     """
 
     __slots__ = (
+        "_checkpoint",
         "_enqueued_ms",
         "_report_progress",
+        "_save_checkpoint",
         "_state",
         "attempt",
         "deadline",
@@ -57,6 +61,8 @@ class Context(MutableMapping[str, Any]):
         state: dict[str, Any],
         deadline: float | None = None,
         report_progress: Callable[[float, str | None, str | None], Awaitable[None]] | None = None,
+        checkpoint: bytes = b"",
+        save_checkpoint: Callable[[Any], Awaitable[bytes]] | None = None,
     ) -> None:
         self.job_id = job_id
         self.task_name = task_name
@@ -67,6 +73,8 @@ class Context(MutableMapping[str, Any]):
         self._enqueued_ms = enqueued_ms
         self._state = state
         self._report_progress = report_progress
+        self._checkpoint: Any = checkpoint  # JSON text until first read, then the value
+        self._save_checkpoint = save_checkpoint
         #: Set before ``on_job_end``: succeeded, retry, failed, cancelled, lease_lost, requeued
         #: or refused (the lease token no longer matched); ``result``/``error`` go with it.
         self.outcome: str | None = None
@@ -89,6 +97,26 @@ class Context(MutableMapping[str, Any]):
             raise ValueError(f"progress must be within [0, 1], got {value}")
         if self._report_progress is not None:
             await self._report_progress(value, stage, message)
+
+    @property
+    def last_checkpoint(self) -> Any:
+        """The last value ``checkpoint()`` saved for this job, by this try or an earlier one
+        (None if none was): where a retry resumes."""
+        if isinstance(self._checkpoint, bytes):
+            self._checkpoint = _serde.loads(self._checkpoint)
+        return self._checkpoint
+
+    async def checkpoint(self, value: Any) -> None:
+        """Save ``value`` (any JSON value) with the job: every later try of it, after a failure,
+        a timeout, a shutdown or a crashed worker, starts with ``last_checkpoint`` set to it.
+
+        Raises LeaseLost if this try no longer holds the job (the value is not stored), and
+        SerializationError if the value is not JSON or is over the worker's max_payload_bytes.
+        """
+        if self._save_checkpoint is None:  # a task called directly, outside a worker
+            self._checkpoint = _serde.dumps(value, f"checkpoint of {self.task_name!r}")
+            return
+        self._checkpoint = await self._save_checkpoint(value)  # as stored: as a retry reads it
 
     def __getitem__(self, key: str) -> Any:
         try:

@@ -14,6 +14,8 @@ IDEMPOTENCY_TTL = 86_400.0
 DEAD_LETTER_MAXLEN = 10_000
 #: Bytes of encoded arguments a job may carry.
 MAX_PAYLOAD_BYTES = 1_048_576
+#: Bytes of encoded result a job may store (a bigger one fails the job: store it elsewhere).
+MAX_RESULT_BYTES = 1_048_576
 
 CONCURRENCY = 100
 LEASE_SECONDS = 10.0

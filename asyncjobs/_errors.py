@@ -15,6 +15,10 @@
     ├── DeadLetterNotFound      no dead letter for that job (also a LookupError)
     ├── QueueInUse              forget_queue() on a queue with jobs, dead letters or workers
     ├── JobTimeout              a try ran past its timeout (recorded as the job's error type)
+    ├── SoftTimeout             raised inside a task when its soft_timeout passes (it may
+    │                           checkpoint and stop before the hard timeout cancels it)
+    ├── LeaseLost               a try that no longer holds its job's lease tried to save a
+    │                           checkpoint (another try has the job, or it was cancelled)
     ├── WorkerLost              a job's lease ran out (its worker died, or it is a PoisonPill)
     └── WorkerFailed            a part of the worker kept failing; the worker stopped
 
@@ -56,6 +60,16 @@ class PayloadError(AsyncJobsError, ValueError):
 
 class JobTimeout(AsyncJobsError, TimeoutError):
     """A try of a job ran longer than its timeout and was cancelled."""
+
+
+class SoftTimeout(AsyncJobsError):
+    """Raised inside a task when its ``soft_timeout`` passes: save a checkpoint and stop (raise
+    or return) before the hard ``timeout`` cancels the try."""
+
+
+class LeaseLost(AsyncJobsError):
+    """This try no longer holds its job's lease (the lease ran out and another try has the job,
+    or the job was cancelled or has ended): what it saves is refused, so it should stop."""
 
 
 class JobFailed(AsyncJobsError):

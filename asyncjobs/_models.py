@@ -71,6 +71,9 @@ class JobInfo(BaseModel):
     raw_payload: str | None = None
     #: The W3C trace id of the span that enqueued it (with tracing on), to find that trace.
     trace_id: str | None = None
+    #: The last value a try saved with ``ctx.checkpoint()`` (where its next try resumes).
+    checkpoint: Any = None
+    checkpoint_at: datetime | None = None
     #: A dead letter's stream entry: pass it as ``before=`` to read the next page.
     dead_letter_id: str | None = None
 
@@ -153,10 +156,43 @@ def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) ->
         idempotency_key=_text(f.get("idempotency_key")),
         raw_payload=raw,
         trace_id=_trace_id(f.get("trace")),
+        checkpoint=_checkpoint(f.get("checkpoint")),
+        checkpoint_at=ms_to_datetime(f.get("checkpoint_at")),
     )
+
+
+def _checkpoint(stored: bytes | None) -> Any:
+    """A stored checkpoint's value (a record written by hand may hold anything: shown as text)."""
+    try:
+        return _serde.loads(stored)
+    except ValueError:
+        return _text(stored)
 
 
 def _trace_id(stored: bytes | None) -> str | None:
     """The trace id in a stored context's W3C traceparent ("00-<trace id>-<span id>-<flags>")."""
     match = re.search(rb'"traceparent": ?"[0-9a-f]{2}-([0-9a-f]{32})-', stored or b"")
     return match.group(1).decode() if match else None
+
+
+class WorkflowStep(BaseModel):
+    """A member of a workflow: its job id and its task."""
+
+    job_id: str
+    task: str
+
+
+class WorkflowFailure(BaseModel):
+    """What an ``on_error`` callback receives: which member failed the workflow, and how.
+
+    ``succeeded`` lists the members of the callback's own node (its chain, group or chord) that
+    had succeeded, in the order they appear in it: for a chain, the order they ran in. Read
+    their results with ``ctx.queue.job(step.job_id).result()``.
+    """
+
+    workflow_id: str
+    job_id: str
+    task: str
+    error_type: str
+    error_message: str
+    succeeded: list[WorkflowStep] = []

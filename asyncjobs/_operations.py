@@ -232,6 +232,11 @@ class QueueOperations:
             )
         if outcome is ForgetOutcome.HAS_WORKERS:
             raise QueueInUse(f"queue {queue_name!r} has {n} live worker(s): stop them first")
+        if outcome is ForgetOutcome.HAS_CRONS:
+            raise QueueInUse(
+                f"queue {queue_name!r} has {n} cron(s) added at run time: remove them first "
+                "(queue.remove_cron)"
+            )
 
     # -- workers ---------------------------------------------------------------------------
 

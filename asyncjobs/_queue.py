@@ -8,7 +8,7 @@ from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
 
-from . import _defaults, _tracing
+from . import _cron, _defaults, _tracing
 from ._errors import DeadLetterNotFound
 from ._job import Job
 from ._models import JobInfo
@@ -187,6 +187,7 @@ class Queue(QueueOperations):
             compiled.kind,
             template(compiled.output),
             compiled.members(),
+            on_error=compiled.on_error(),
         )
         tracing = self._tracing
         if tracing is not None and tracing.active():
@@ -271,3 +272,31 @@ class Queue(QueueOperations):
     async def purge_dead_letters(self, queue_name: str | None = None) -> int:
         """Delete every dead letter of a queue; returns how many there were."""
         return await self.store.purge_dead_letters(self.keys_for(queue_name or self.name))
+
+    # -- cron at run time ------------------------------------------------------------------
+
+    async def add_cron(self, job: _cron.CronJob) -> _cron.CronInfo:
+        """Store a cron in Redis (or replace the one of that name): every worker of its queue
+        (``cron(queue=...)``, else the task's, else this Queue's) that knows its task fires it
+        from its next tick, woken within a second, with no restart."""
+        queue_name = _cron.queue_of(job, self.name)
+        await self._register(queue_name)
+        return await _cron.add_cron(self.store, self.keys_for(queue_name), job, self._defaults)
+
+    async def remove_cron(self, name: str, queue_name: str | None = None) -> bool:
+        """Delete a cron added at run time to a queue (default: this Queue's); once this
+        returned, none of its ticks is enqueued. False if there was none."""
+        keys = self.keys_for(queue_name or self.name)
+        return await _cron.remove_cron(self.store, keys, name)
+
+    async def crons(
+        self, queue_name: str | None = None, *, all_queues: bool = False
+    ) -> list[_cron.CronInfo]:
+        """The crons of a queue (default: this Queue's; ``all_queues``: every known queue):
+        added at run time or declared by live workers' settings, with their next and last runs
+        and whether a live worker knows their task (``served``)."""
+        if all_queues:
+            names = await self.store.queue_names(self.prefix)
+        else:
+            names = [queue_name or self.name]
+        return await _cron.list_crons(self.store, [self.keys_for(n) for n in names])

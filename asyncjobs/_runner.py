@@ -15,10 +15,18 @@ from pydantic import ValidationError
 from . import _serde
 from ._backoff import retry_delay
 from ._context import Context
-from ._errors import JobTimeout, PayloadError, Retry, SerializationError, UnknownTaskError
+from ._errors import (
+    JobTimeout,
+    LeaseLost,
+    PayloadError,
+    Retry,
+    SerializationError,
+    UnknownTaskError,
+)
 from ._finisher import Finisher
 from ._running import CURRENT_TRY, ClaimedJob
 from ._settings import WorkerSettings
+from ._soft_timeout import call_with_soft_timeout
 from ._store import FailOutcome, Store, UnknownTaskOutcome
 from ._task import Task
 from ._tracing import Tracing
@@ -154,6 +162,8 @@ class Runner:
             queue=self.queue,
             state=dict(self.state),
             report_progress=self._progress_reporter(job),
+            checkpoint=job.checkpoint,
+            save_checkpoint=self._checkpoint_saver(job),
         )
 
     def _progress_reporter(
@@ -163,6 +173,27 @@ class Runner:
             await self.store.progress(job.keys, job.id, job.token, value, stage, message)
 
         return report
+
+    def _checkpoint_saver(self, job: ClaimedJob) -> Callable[[Any], Awaitable[bytes]]:
+        limit = self.settings.max_payload_bytes
+
+        async def save(value: Any) -> bytes:
+            encoded = _serde.dumps(value, f"checkpoint of {job.task_name!r}")
+            if len(encoded) > limit:
+                raise SerializationError(
+                    f"the checkpoint of {job.task_name!r} takes {len(encoded)} bytes, over "
+                    f"max_payload_bytes ({limit}): save where the work got to (a page, an id, a "
+                    "count), not the data itself"
+                )
+            if not await self.store.checkpoint(job.keys, job.id, job.token, encoded):
+                raise LeaseLost(
+                    f"job {job.id} try {job.attempt} no longer holds its lease (it ran out and "
+                    "another try has the job, or the job was cancelled): its checkpoint was "
+                    "refused; this try should stop"
+                )
+            return encoded
+
+        return save
 
     async def run_or_leave(self, job: ClaimedJob) -> None:
         """``run``; if reporting the outcome itself fails (not an outage: those are waited
@@ -215,12 +246,21 @@ class Runner:
             job.timeout_ms / 1000 if job.timeout_ms else (task.timeout or self.settings.job_timeout)
         )
         ctx.deadline = started + timeout
+        call = task.fn(ctx, *args, **kwargs)
+        soft = task.soft_timeout
+        if soft is not None and soft < timeout:
+            call = call_with_soft_timeout(
+                call,
+                soft,
+                f"try {job.attempt} ran past its soft timeout of {soft}s; its timeout of "
+                f"{timeout}s cancels it",
+            )
         log.debug("job %s %s try %d started", job.id, job.task_name, job.attempt)
         if self.metrics is not None:
             self.metrics.job_started(job)
         await self.hooks.call("on_job_start", ctx)
         try:
-            result = await _call_with_timeout(task.fn(ctx, *args, **kwargs), timeout)
+            result = await _call_with_timeout(call, timeout)
         except asyncio.CancelledError:
             job.running = False
             if job.stop_reason is None:
@@ -252,6 +292,15 @@ class Runner:
             encoded = _serde.dumps(result, f"result of {job.task_name!r}")
         except SerializationError as exc:
             await self._report_failure(job, ctx, exc, PERMANENT, started)
+            return
+        limit = self.settings.max_result_bytes
+        if len(encoded) > limit:
+            too_big = SerializationError(
+                f"the result of {job.task_name!r} takes {len(encoded)} bytes, over "
+                f"max_result_bytes ({limit}): store big results elsewhere (S3, a database, a "
+                "file) and return a reference to them, such as their key or URL"
+            )
+            await self._report_failure(job, ctx, too_big, PERMANENT, started)
             return
         took = time.monotonic() - started
         if not await self.finisher.succeed(job.keys, job.id, job.token, encoded):

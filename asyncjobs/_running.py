@@ -26,6 +26,7 @@ class ClaimedJob:
     token: str
     claimed_ms: int = 0  # Redis clock at the claim: queue wait = claimed_ms - enqueued_ms
     trace: bytes = b""  # the trace context stored at enqueue (b"" = none)
+    checkpoint: bytes = b""  # the last checkpoint an earlier try saved (JSON; b"" = none)
     running: bool = True  # False once the task body ended and the outcome is being reported
     stop_reason: str | None = None  # why the worker cancelled it: cancelled / lease_lost / shutdown
     task: asyncio.Task[None] | None = None
@@ -46,6 +47,7 @@ class ClaimedJob:
             token=f"{worker}:{record.attempt}",
             claimed_ms=now_ms,
             trace=record.trace,
+            checkpoint=record.checkpoint,
         )
 
 

@@ -50,6 +50,9 @@ class WorkerSettings(BaseModel):
     #: it is dead-lettered as UnknownTaskError (None: 300, or 0 for a burst worker).
     unknown_task_grace: float | None = Field(None, ge=0)
     max_payload_bytes: int = Field(_defaults.MAX_PAYLOAD_BYTES, ge=64)
+    #: The largest encoded result a job may store in Redis; a bigger one fails the job with a
+    #: SerializationError (store it elsewhere and return a reference).
+    max_result_bytes: int = Field(_defaults.MAX_RESULT_BYTES, ge=64)
     #: Seconds a part of the worker (claims, leases, acks...) may keep failing with an
     #: unexpected error before the worker stops with WorkerFailed (Redis outages never count).
     give_up_after: float = Field(60.0, gt=0)

@@ -106,6 +106,7 @@ class Task(Generic[P, R]):
         queue: str | None = None,
         max_tries: int | None = None,
         timeout: float | None = None,
+        soft_timeout: float | None = None,
         backoff: Backoff | None = None,
         retry_on: tuple[type[BaseException], ...] | None = None,
         unique: bool = False,
@@ -127,6 +128,14 @@ class Task(Generic[P, R]):
         self.queue = queue
         self.max_tries = max_tries
         self.timeout = timeout
+        if soft_timeout is not None and not soft_timeout > 0:
+            raise ValueError("soft_timeout is seconds into a try and must be positive")
+        if soft_timeout is not None and timeout is not None and soft_timeout >= timeout:
+            raise ValueError(
+                f"soft_timeout ({soft_timeout}s) must be shorter than timeout ({timeout}s): it "
+                "warns the task before the timeout cancels it"
+            )
+        self.soft_timeout = soft_timeout
         self.backoff = backoff
         self.retry_on = retry_on
         self.unique = unique
@@ -233,6 +242,7 @@ def task(
     queue: str | None = None,
     max_tries: int | None = None,
     timeout: float | None = None,
+    soft_timeout: float | None = None,
     backoff: Backoff | None = None,
     retry_on: tuple[type[BaseException], ...] | None = None,
     unique: bool = False,
@@ -252,6 +262,7 @@ def task(
     queue: str | None = None,
     max_tries: int | None = None,
     timeout: float | None = None,
+    soft_timeout: float | None = None,
     backoff: Backoff | None = None,
     retry_on: tuple[type[BaseException], ...] | None = None,
     unique: bool = False,
@@ -263,6 +274,8 @@ def task(
 ) -> Task[P, R] | Callable[[Callable[Concatenate[Any, P], Awaitable[R]]], Task[P, R]]:
     """Register an ``async def f(ctx, ...)`` as a task, bare (``@task``) or with options.
 
+    ``soft_timeout`` (seconds, shorter than ``timeout``) raises ``SoftTimeout`` inside a try
+    that runs that long, so it can save a checkpoint and stop before ``timeout`` cancels it.
     ``max_concurrency`` (or ``singleton=True`` for 1) caps how many jobs of the task run at once
     across all workers, per ``concurrency_key(*args, **kwargs)`` when given; the others wait
     queued. ``rate_limit`` ("100/s", "30/m", ``(count, seconds)``) spaces starts evenly across
@@ -276,6 +289,7 @@ def task(
             queue=queue,
             max_tries=max_tries,
             timeout=timeout,
+            soft_timeout=soft_timeout,
             backoff=backoff,
             retry_on=retry_on,
             unique=unique,

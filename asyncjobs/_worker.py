@@ -22,8 +22,8 @@ from ._cancels import CancelListener
 from ._claimer import Claimer
 from ._compat import cancel_and_wait
 from ._context import Context
-from ._cron import CronScheduler
-from ._errors import WorkerFailed, WorkerLost
+from ._cron_scheduler import CronScheduler
+from ._errors import ConfigurationError, WorkerFailed, WorkerLost
 from ._finisher import Finisher
 from ._leases import LeaseKeeper
 from ._options import JobDefaults
@@ -54,7 +54,16 @@ class Worker:
         self.settings = base
         self.registry: dict[str, Task[Any, Any]] = {t.name: t for t in self.settings.functions}
         for cron_job in self.settings.cron_jobs:
-            self.registry.setdefault(cron_job.task.name, cron_job.task)
+            if cron_job.by_name_only and cron_job.task.name not in self.registry:
+                raise ConfigurationError(
+                    f"cron {cron_job.name!r} names task {cron_job.task.name!r}, which is not in "
+                    "WorkerSettings.functions: add it there (or give cron() the task itself)"
+                )
+            task = self.registry.setdefault(cron_job.task.name, cron_job.task)
+            try:
+                task.check_arguments(cron_job.args, cron_job.kwargs)
+            except TypeError as exc:
+                raise ConfigurationError(f"cron {cron_job.name!r}: {exc}") from None
         self.id = (
             self.settings.name or f"{socket.gethostname()}:{os.getpid()}:{os.urandom(3).hex()}"
         )
@@ -116,7 +125,16 @@ class Worker:
             limits=self._limits(),
             on_dead_letter=self._dead_letter_hook(hooks, queue),
         )
-        cancels = CancelListener(connection, self.keys, self.running)
+        cron = CronScheduler(
+            store=store,
+            jobs=s.cron_jobs,
+            default_queue=s.queues[0],
+            prefix=s.prefix,
+            defaults=JobDefaults(s.queues[0], queue.idempotency_ttl_ms, s.max_payload_bytes),
+            registry=self.registry,
+            queues=self.keys,
+        )
+        cancels = CancelListener(connection, self.keys, self.running, on_cron_change=cron.changed)
         try:
             with suppressed():  # the worker's own Redis calls never show in the app's traces
                 await connection.check()
@@ -156,13 +174,6 @@ class Worker:
                 worker_id=self.id,
                 unknown_task_grace=self._unknown_task_grace(burst),
             )
-            cron = CronScheduler(
-                store=store,
-                jobs=s.cron_jobs,
-                default_queue=s.queues[0],
-                prefix=s.prefix,
-                defaults=JobDefaults(s.queues[0], queue.idempotency_ttl_ms, s.max_payload_bytes),
-            )
             log.info(
                 "worker %s serving %s on %s: %d task(s), concurrency %d%s",
                 self.id,
@@ -178,9 +189,8 @@ class Worker:
                 (Finisher.PART, finisher.flush),
                 (LeaseKeeper.PART, keeper.step),
                 (CancelListener.PART, cancels.step),
+                (CronScheduler.PART, cron.step),  # also with no cron: some may be added
             ]
-            if s.cron_jobs:
-                parts.append((CronScheduler.PART, cron.step))
             background = [
                 _spawn(quiet, supervisor.run(name, step), f"asyncjobs-{name}")
                 for name, step in parts

@@ -9,6 +9,7 @@ and a template that builds its input from stored results by concatenating JSON t
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -77,14 +78,27 @@ class Signature(Generic[R]):
         return chain(self, other)
 
 
+def _callback(signature: Signature[Any]) -> Signature[Any]:
+    if not isinstance(signature, Signature):
+        raise TypeError(
+            f"on_error takes a task signature such as undo.s() or alert.si(...), not {signature!r}"
+        )
+    return signature
+
+
 @dataclass(frozen=True)
 class Chain:
     """Steps run one after another; each gets the previous step's result."""
 
     steps: tuple[Node, ...]
+    error_callback: Signature[Any] | None = None
 
     def __or__(self, other: Node) -> Chain:
         return chain(self, other)
+
+    def on_error(self, signature: Signature[Any]) -> Chain:
+        """Enqueue ``signature`` once if a step fails the workflow (see ``WorkflowFailure``)."""
+        return dataclasses.replace(self, error_callback=_callback(signature))
 
 
 @dataclass(frozen=True)
@@ -93,6 +107,11 @@ class Group:
 
     members: tuple[Node, ...]
     allow_failures: bool = False
+    error_callback: Signature[Any] | None = None
+
+    def on_error(self, signature: Signature[Any]) -> Group:
+        """Enqueue ``signature`` once if a member fails the workflow (see ``WorkflowFailure``)."""
+        return dataclasses.replace(self, error_callback=_callback(signature))
 
 
 @dataclass(frozen=True)
@@ -101,6 +120,11 @@ class Chord:
 
     header: Group
     body: Node
+    error_callback: Signature[Any] | None = None
+
+    def on_error(self, signature: Signature[Any]) -> Chord:
+        """Enqueue ``signature`` once if a member or the callback fails the workflow."""
+        return dataclasses.replace(self, error_callback=_callback(signature))
 
 
 Node: TypeAlias = "Signature[Any] | Chain | Group | Chord"
@@ -109,8 +133,8 @@ Node: TypeAlias = "Signature[Any] | Chain | Group | Chord"
 def chain(*steps: Node) -> Chain:
     """``chain(a, b, c)``: a's result is passed to b, b's to c; the result is c's."""
     flat: list[Node] = []
-    for step in steps:
-        flat.extend(step.steps if isinstance(step, Chain) else (step,))
+    for step in steps:  # a chain with its own error callback stays a node of its own
+        flat.extend(step.steps if isinstance(step, Chain) and not step.error_callback else (step,))
     if not flat:
         raise ValueError("chain() needs at least one step")
     return Chain(tuple(flat))
@@ -136,7 +160,7 @@ def chord(header: Group | Iterable[Node], body: Node, *, allow_failures: bool = 
     if not isinstance(header, Group):
         header = group(header, allow_failures=allow_failures)
     elif allow_failures and not header.allow_failures:
-        header = Group(header.members, True)
+        header = dataclasses.replace(header, allow_failures=True)
     return Chord(header, body)
 
 
@@ -162,36 +186,63 @@ class Leaf:
 
 
 @dataclass
+class ErrorCallback:
+    """The ``on_error`` signature of a node whose members are ``first``..``last``."""
+
+    signature: Signature[Any]
+    first: int
+    last: int
+
+
+@dataclass
 class CompiledWorkflow:
     id: str
     kind: str
     leaves: list[Leaf]
     output: Ref
+    error_callbacks: list[ErrorCallback] = field(default_factory=list)
 
     def members(self) -> list[WorkflowMember]:
         return [member(leaf) for leaf in self.leaves]
+
+    def on_error(self) -> bytes:
+        """The error callbacks as workflow_start takes them (innermost node first)."""
+        return orjson.dumps([_error_callback(cb) for cb in self.error_callbacks])
+
+
+def _check_signature(sig: Signature[Any], queue_name: str, takes_input: bool) -> None:
+    unknown = set(sig.options) - SIGNATURE_OPTIONS
+    if unknown:
+        raise TypeError(f"unknown signature option(s) {sorted(unknown)}")
+    member_queue = sig.options.get("_queue_name")
+    if member_queue not in (None, queue_name):
+        raise ValueError(
+            f"a workflow runs on one queue ({queue_name!r}); {sig.task.name!r} asks for "
+            f"{member_queue!r}. Enqueue the workflow with _queue_name={member_queue!r} "
+            "or drop the member's queue (one queue keeps every step atomic on a cluster)"
+        )
+    sig.task.check_arguments(
+        ((None,) if takes_input and not sig.immutable else ()) + sig.args, sig.kwargs
+    )
 
 
 def compile_workflow(node: Node, queue_name: str) -> CompiledWorkflow:
     """Flatten the tree into leaves with their inputs; check every member fits the queue."""
     leaves: list[Leaf] = []
+    callbacks: list[ErrorCallback] = []
 
     def start(node: Node, input_ref: Ref | None, tolerant: bool) -> Ref:
+        first = len(leaves)
+        ref = start_node(node, input_ref, tolerant)
+        callback = getattr(node, "error_callback", None)
+        if callback is not None and len(leaves) > first:  # inner nodes are done first
+            _check_signature(callback, queue_name, takes_input=True)
+            callbacks.append(ErrorCallback(callback, first, len(leaves) - 1))
+        return ref
+
+    def start_node(node: Node, input_ref: Ref | None, tolerant: bool) -> Ref:
         if isinstance(node, Signature):
-            unknown = set(node.options) - SIGNATURE_OPTIONS
-            if unknown:
-                raise TypeError(f"unknown signature option(s) {sorted(unknown)}")
-            member_queue = node.options.get("_queue_name")
-            if member_queue not in (None, queue_name):
-                raise ValueError(
-                    f"a workflow runs on one queue ({queue_name!r}); {node.task.name!r} asks for "
-                    f"{member_queue!r}. Enqueue the workflow with _queue_name={member_queue!r} "
-                    "or drop the member's queue (one queue keeps every step atomic on a cluster)"
-                )
-            node.task.check_arguments(
-                ((None,) if input_ref is not None and not node.immutable else ()) + node.args,
-                node.kwargs,
-            )
+            _check_signature(node, queue_name, takes_input=input_ref is not None)
             taken = None if node.immutable else input_ref
             leaf = Leaf(len(leaves), node, taken, input_ref, tolerant)
             leaves.append(leaf)
@@ -218,7 +269,7 @@ def compile_workflow(node: Node, queue_name: str) -> CompiledWorkflow:
     if not leaves:
         raise ValueError("the workflow has no task to run")
     kind = type(node).__name__.lower()
-    return CompiledWorkflow(os.urandom(16).hex(), kind, leaves, output)
+    return CompiledWorkflow(os.urandom(16).hex(), kind, leaves, output, callbacks)
 
 
 def _deps(ref: Ref | None) -> set[int]:
@@ -257,38 +308,64 @@ def template(ref: Ref) -> bytes:
     return orjson.dumps(merged)
 
 
-def member(leaf: Leaf) -> WorkflowMember:
-    """One member as workflow_start stores it: its payload around its input, and its options."""
-    sig = leaf.signature
+def _around_input(sig: Signature[Any]) -> tuple[bytes, bytes]:
+    """The payload of a signature that takes an input first, cut where the input goes."""
     name = sig.task.name
-    if leaf.input is None:
-        head, tail, tpl = encode_payload(sig.args, sig.kwargs, name), b"", b""
-    else:
-        args = dumps(list(sig.args), f"arguments of {name!r}")[1:-1]
-        kwargs = dumps(sig.kwargs, f"arguments of {name!r}")
-        head = b"[["
-        tail = (b"," + args if args else b"") + b"]," + kwargs + b"]"
-        tpl = template(leaf.input)
+    args = dumps(list(sig.args), f"arguments of {name!r}")[1:-1]
+    kwargs = dumps(sig.kwargs, f"arguments of {name!r}")
+    return b"[[", (b"," + args if args else b"") + b"]," + kwargs + b"]"
+
+
+def _options(sig: Signature[Any]) -> tuple[int, int, int]:
+    """priority, max_tries (0 = default) and timeout_ms (0 = default) of a signature."""
     opts = sig.options
     max_tries = opts.get("_max_tries")
     timeout = opts.get("_timeout")
+    return (
+        priority_option(opts.get("_priority", 0)),
+        (
+            count_option(max_tries, "_max_tries")
+            if max_tries is not None
+            else sig.task.max_tries or 0
+        ),
+        (
+            positive_seconds_option(timeout, "_timeout")
+            if timeout is not None
+            else round((sig.task.timeout or 0) * 1000)
+        ),
+    )
+
+
+def member(leaf: Leaf) -> WorkflowMember:
+    """One member as workflow_start stores it: its payload around its input, and its options."""
+    sig = leaf.signature
+    if leaf.input is None:
+        head, tail, tpl = encode_payload(sig.args, sig.kwargs, sig.task.name), b"", b""
+    else:
+        head, tail = _around_input(sig)
+        tpl = template(leaf.input)
+    priority, max_tries, timeout_ms = _options(sig)
     return WorkflowMember(
-        task=name,
+        task=sig.task.name,
         head=head,
         tail=tail,
         template=tpl,
         awaited=len(_deps(leaf.after)),
         dependents=",".join(str(d) for d in leaf.dependents),
-        priority=priority_option(opts.get("_priority", 0)),
-        max_tries=(
-            count_option(max_tries, "_max_tries")
-            if max_tries is not None
-            else sig.task.max_tries or 0
-        ),
-        timeout_ms=(
-            positive_seconds_option(timeout, "_timeout")
-            if timeout is not None
-            else round((sig.task.timeout or 0) * 1000)
-        ),
+        priority=priority,
+        max_tries=max_tries,
+        timeout_ms=timeout_ms,
         tolerated=int(leaf.tolerant),
     )
+
+
+def _error_callback(cb: ErrorCallback) -> list[Any]:
+    """[task, head, tail, takes_failure, first, last, priority, max_tries, timeout_ms]."""
+    sig = cb.signature
+    if sig.immutable:
+        head, tail = encode_payload(sig.args, sig.kwargs, sig.task.name), b""
+    else:
+        head, tail = _around_input(sig)
+    takes_failure = int(not sig.immutable)
+    return [sig.task.name, head.decode(), tail.decode(), takes_failure, cb.first, cb.last,
+            *_options(sig)]  # fmt: skip

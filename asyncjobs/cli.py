@@ -346,7 +346,10 @@ def info(
         _run(live)
         return
     rows = _run(once)
+    unserved = _unserved_crons(url, key_prefix)
     if as_json:
+        for row in rows:
+            row["crons_not_served"] = [c.name for c in unserved if c.queue == row["queue"]]
         typer.echo(json.dumps(rows))
         return
     if not rows:
@@ -360,6 +363,22 @@ def info(
             cells = (_cell(r, c).ljust(w) for c, w in zip(INFO_COLUMNS, widths, strict=True))
             typer.echo("  ".join(cells).rstrip())
     _unknown_task_warnings(rows)
+    for c in unserved:  # nothing else would show that their ticks are not enqueued
+        typer.echo(
+            f"warning: cron {c.name!r} of queue {c.queue!r} runs task {c.task!r}, which no live "
+            "worker of that queue knows: none of its ticks is enqueued until one does",
+            err=True,
+        )
+
+
+def _unserved_crons(url: str, prefix: str) -> list[Any]:
+    """The crons (of every queue) whose task no live worker of their queue knows."""
+
+    async def read() -> list[Any]:
+        async with Queue(url, prefix=prefix) as q:
+            return [c for c in await q.crons(all_queues=True) if not c.served]
+
+    return _run(read)
 
 
 def _settings_or_exit(settings_path: str) -> WorkerSettings:

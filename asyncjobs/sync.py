@@ -22,6 +22,7 @@ from types import TracebackType
 from typing import Any, Generic, TypeVar, overload
 
 from . import _defaults
+from ._cron import CronInfo, CronJob
 from ._job import Job as AsyncJob
 from ._models import JobInfo, JobStatus
 from ._queue import Queue as AsyncQueue
@@ -227,6 +228,18 @@ class Queue:
     def job(self, job_id: str, queue_name: str | None = None) -> Job[Any]:
         """A handle on any job by id (in this Queue's default queue unless named)."""
         return Job(self, job_id, queue_name or self.name)
+
+    def add_cron(self, job: CronJob) -> CronInfo:
+        """Store a cron in Redis; running workers pick it up at once (``Queue.add_cron``)."""
+        return self._call(lambda queue: queue.add_cron(job))
+
+    def remove_cron(self, name: str, queue_name: str | None = None) -> bool:
+        """Delete a cron added at run time; no tick of it is enqueued after this returns."""
+        return self._call(lambda queue: queue.remove_cron(name, queue_name))
+
+    def crons(self, queue_name: str | None = None, *, all_queues: bool = False) -> list[CronInfo]:
+        """The crons of a queue, run-time and settings ones (``Queue.crons``)."""
+        return self._call(lambda queue: queue.crons(queue_name, all_queues=all_queues))
 
 
 class Job(Generic[R]):

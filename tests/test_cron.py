@@ -114,14 +114,14 @@ async def test_ticks_follow_redis_clock_not_the_machines(
     Redis's clock: each tick's job is created at (or after) its tick, by Redis's clock."""
     from datetime import timedelta
 
-    from asyncjobs import _cron
+    from asyncjobs import _cron_scheduler
 
     class AheadOfRedis(datetime):
         @classmethod
         def now(cls, tz: Any = None) -> Any:
             return datetime.now(tz) + timedelta(seconds=5)
 
-    monkeypatch.setattr(_cron, "datetime", AheadOfRedis)
+    monkeypatch.setattr(_cron_scheduler, "datetime", AheadOfRedis)
     name = f"c-{uuid.uuid4().hex[:8]}"
     key = f"cron-clock:{name}"
     worker = _worker(redis_url, name, [cron(tick, "* * * * * *", args=(key,))])

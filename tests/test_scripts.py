@@ -12,11 +12,14 @@ import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
+import orjson
 import pytest
 
 from asyncjobs._store import (
     CancelOutcome,
     Connection,
+    CronChange,
+    CronTickOutcome,
     FailOutcome,
     ForgetOutcome,
     NewJob,
@@ -99,8 +102,13 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         store.recover(k, limit=10, default_max_tries=3, max_stalls=3),
         store.cancel(k, "a"),
         store.progress(k, "a", "w:1", 0.5, "stage", "message"),
+        store.checkpoint(k, "a", "w:1", b"7"),
         store.replay(k, "0-1", "a"),
         store.cron_tick(k, "c", 1, True, job),
+        store.cron_tick(k, "c", 1, True, job, revision="r1"),
+        store.add_cron(k, "c", b'{"source":"runtime"}'),
+        store.remove_cron(k, "c"),
+        store.declare_crons(k, 1000, [("c", b"{}"), ("d", b"{}")]),
         store.heartbeat(k, "w", 1000, limits=[("t", 1, 0, 3), ("u", 0, 50, 0)]),
         store.start_workflow(k, "wf", "chain", b"[0]", [member, member]),
         store.set_paused(k, True),
@@ -416,6 +424,111 @@ async def test_every_member_of_a_workflow_carries_its_trace_context(
     assert await store.start_workflow(k, "wf2", "chain", b"[0]", [first])
     [plain] = (await store.claim(k, "w1", 5, 5000, True)).jobs
     assert plain.trace == b"" and not await r.hexists(k.job("wf2.0"), "trace")
+
+
+async def test_a_checkpoint_goes_to_the_next_try_and_an_old_token_cannot_overwrite_it(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("j", max_tries=3)])
+    [first] = (await store.claim(k, "slow", 1, 1, True)).jobs
+    assert first.checkpoint == b"", "none yet"
+    assert await store.checkpoint(k, "j", "slow:1", b'{"page":3}') is True
+    await r.delete(k.wake)
+    await asyncio.sleep(0.01)  # the lease (1 ms) runs out: the job is recovered and reclaimed
+    assert (await store.recover(k, limit=10, default_max_tries=3, max_stalls=3)).recovered == 1
+    [second] = (await store.claim(k, "fast", 1, 5000, True)).jobs
+    assert (second.attempt, second.checkpoint) == (2, b'{"page":3}')
+    assert await store.checkpoint(k, "j", "fast:2", b'{"page":9}') is True
+    assert await store.checkpoint(k, "j", "slow:1", b'{"page":4}') is False, "a zombie's"
+    assert await r.hget(k.job("j"), "checkpoint") == b'{"page":9}'
+    assert await _fail(store, k, "fast:2", -1, 3) is FailOutcome.DEAD_LETTERED
+    [(entry, fields)] = await r.xrange(k.dead_letters)
+    assert fields[b"checkpoint"] == b'{"page":9}', "the dead letter keeps it"
+    assert await store.checkpoint(k, "j", "fast:2", b"1") is False, "an ended job takes none"
+    assert await store.replay(k, entry.decode(), "j") == "j"
+    [replayed] = (await store.claim(k, "w", 1, 5000, True)).jobs
+    assert (replayed.attempt, replayed.checkpoint) == (1, b'{"page":9}'), "a replay resumes"
+
+
+async def test_a_failing_member_enqueues_the_error_callbacks_holding_it_once(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    members = [WorkflowMember("t", b"[[],{}]", b"", b"", 0, "", 0, 0, 0, 0) for _ in range(3)]
+    on_error = orjson.dumps(
+        [
+            ["undo", "[[", ',"x"],{}]', 1, 1, 2, 5, 2, 0],  # a group of members 1..2
+            ["alert", '[["y"],{}]', "", 0, 0, 0, 0, 0, 0],  # takes no failure; member 0 only
+        ]
+    )
+    assert await store.start_workflow(k, "wf", "group", b"[0,1,2]", members, on_error=on_error)
+    claimed = {job.id for job in (await store.claim(k, "w", 3, 5000, True)).jobs}
+    assert claimed == {"wf.0", "wf.1", "wf.2"}
+    await store.complete(k, [("wf.0", "w:1", b"1")])
+    fail = {"retry_delay_ms": -1, "max_tries": 1, "traceback": ""}
+    await store.fail(k, "wf.2", "w:1", error_type="E", error_message="m", **fail)
+    await store.fail(k, "wf.1", "w:1", error_type="F", error_message="n", **fail)
+    callback = await r.hgetall(k.job("wf.on_error.0"))
+    assert (callback[b"task"], callback[b"status"]) == (b"undo", b"queued")
+    assert (callback[b"priority"], callback[b"max_tries"]) == (b"5", b"2")
+    assert orjson.loads(callback[b"payload"]) == [
+        [
+            {"workflow_id": "wf", "job_id": "wf.2", "task": "t", "error_type": "E",
+             "error_message": "m", "succeeded": []},
+            "x",
+        ],
+        {},
+    ]  # fmt: skip
+    assert not await r.exists(k.job("wf.on_error.1")), "member 2 is not in that node"
+    assert await r.zscore(k.ready, "wf.on_error.0") is not None
+    assert await r.zcard(k.ready) == 1, "the second failure enqueued nothing more"
+
+
+def _runtime(revision: str) -> bytes:
+    return orjson.dumps({"task": "t", "expression": "* * * * *", "source": "runtime",
+                         "revision": revision, "args": [], "kwargs": {}})  # fmt: skip
+
+
+async def test_a_run_time_cron_ticks_only_while_its_definition_is_stored(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    async with r.pubsub() as changes:
+        await changes.subscribe(k.cron_changes)
+        assert await store.add_cron(k, "c", _runtime("r1")) is CronChange.ADDED
+        assert await store.add_cron(k, "c", _runtime("r2")) is CronChange.REPLACED
+        published = [await changes.get_message(timeout=1) for _ in range(3)]
+        assert [m["data"] for m in published if m and m["type"] == "message"] == [b"c", b"c"]
+    assert (await store.cron_tick(k, "c", 1000, False, new("c1"), revision="r1"))[1] == (
+        CronTickOutcome.REMOVED
+    ), "the replaced definition"
+    assert (await store.cron_tick(k, "c", 1000, False, new("c1"), revision="r2"))[1] == (
+        CronTickOutcome.ENQUEUED
+    )
+    assert await store.remove_cron(k, "c") is CronChange.REMOVED
+    assert await r.hget(k.cron, "c") is None and await r.hget(k.crontab, "c") is None
+    assert (await store.cron_tick(k, "c", 2000, False, new("c2"), revision="r2"))[1] == (
+        CronTickOutcome.REMOVED
+    )
+    assert not await r.exists(k.job("c2")), "nothing enqueued after the removal"
+    assert await store.remove_cron(k, "c") is CronChange.NOT_FOUND
+    _, settings_tick = await store.cron_tick(k, "s", 1000, False, new("s1"))
+    assert settings_tick is CronTickOutcome.ENQUEUED, "a settings cron is not in the crontab"
+
+
+async def test_settings_crons_are_declared_for_a_while_and_never_over_a_run_time_one(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.add_cron(k, "taken", _runtime("r1"))
+    settings = orjson.dumps({"task": "t", "expression": "0 3 * * *", "source": "settings"})
+    conflicts = await store.declare_crons(k, 50, [("nightly", settings), ("taken", settings)])
+    assert conflicts == ["taken"]
+    assert orjson.loads(await r.hget(k.crontab, "taken"))["revision"] == "r1", "untouched"
+    declared = orjson.loads(await r.hget(k.crontab, "nightly"))
+    assert declared["source"] == "settings" and declared["until"] > 0
+    assert await store.add_cron(k, "nightly", _runtime("r2")) is CronChange.REFUSED
+    assert await store.remove_cron(k, "nightly") is CronChange.REFUSED
+    await asyncio.sleep(0.06)  # the declaration (50 ms) lapses: no worker renewed it
+    assert await store.declare_crons(k, 50, []) == []
+    assert await r.hget(k.crontab, "nightly") is None, "a lapsed declaration is dropped"
 
 
 async def test_a_paused_queue_claims_nothing_and_is_woken_only_by_resume(

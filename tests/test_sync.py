@@ -135,3 +135,23 @@ def test_unreachable_redis_fails_clearly_and_leaves_no_thread() -> None:
         queue.enqueue(add, 1, 2)
     assert set(threading.enumerate()) == before
     queue.close()
+
+
+def test_a_cron_added_from_sync_code_ticks_on_a_running_worker(backend_url: str) -> None:
+    """django-celery-beat's use: schedules edited from a (sync) admin view."""
+    from asyncjobs import cron
+
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    ran = threading.Event()
+
+    @task(name="sync.tick")
+    async def tick(ctx: Context) -> None:
+        ran.set()
+
+    with sync.Queue(backend_url, name=name) as queue, worker_thread(backend_url, name, [tick]):
+        info = queue.add_cron(cron("sync.tick", "* * * * * *", name="every-second"))
+        assert info.name == "every-second" and info.source == "runtime"
+        assert ran.wait(10), "the running worker picked it up"
+        assert [c.name for c in queue.crons()] == ["every-second"]
+        assert queue.remove_cron("every-second") is True
+        assert queue.crons() == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 
-from asyncjobs import Context, WorkerSettings, task
+from asyncjobs import Context, WorkerSettings, WorkflowFailure, task
 
 
 @task
@@ -51,8 +51,41 @@ async def wait_for(ctx: Context, key: str) -> str:
     return str(os.getpid())
 
 
+@task
+async def note_failure(ctx: Context, failure: WorkflowFailure, log: str) -> str:
+    """An error callback: records each call (the failure it got) in Redis."""
+    await ctx.queue.client.rpush(log, failure.model_dump_json())
+    return failure.job_id
+
+
+@task
+async def note_call(ctx: Context, log: str) -> None:
+    """An immutable error callback (.si): takes no failure."""
+    await ctx.queue.client.rpush(log, "called")
+
+
+@task(max_tries=2)
+async def killed_then_fails(ctx: Context, marker: str) -> int:
+    """Try 1 announces its worker's pid and hangs (to be killed); try 2 fails."""
+    if ctx.attempt == 1:
+        await ctx.queue.client.set(marker, os.getpid())
+        await asyncio.sleep(3600)
+    raise ValueError(f"try {ctx.attempt} failed too")
+
+
 settings = WorkerSettings(
-    functions=[add, square, slow_square, collect, explode, describe, wait_for],
+    functions=[
+        add,
+        square,
+        slow_square,
+        collect,
+        explode,
+        describe,
+        wait_for,
+        note_failure,
+        note_call,
+        killed_then_fails,
+    ],
     lease_seconds=1.0,
     max_tries=5,
     max_stalls=5,

@@ -86,6 +86,17 @@ class QueueKeys:
         return f"{self.tag}:cron"
 
     @property
+    def crontab(self) -> str:
+        """HASH: cron name → its definition (JSON): crons added at run time, and the ones live
+        workers declare from their settings (``source``, ``until``)."""
+        return f"{self.tag}:crontab"
+
+    @property
+    def cron_changes(self) -> str:
+        """Pub/sub channel: the name of a cron added, replaced or removed at run time."""
+        return f"{self.tag}:cron-changes"
+
+    @property
     def paused(self) -> str:
         """STRING, present while the queue is paused: when it was paused (ms, Redis clock)."""
         return f"{self.tag}:paused"

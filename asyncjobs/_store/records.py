@@ -74,6 +74,7 @@ class ClaimedRecord:
     timeout_ms: int
     enqueued_ms: int
     trace: bytes = b""  # the trace context stored at enqueue (b"" = none)
+    checkpoint: bytes = b""  # the last checkpoint a try saved (JSON; b"" = none)
 
 
 @dataclass(slots=True)
@@ -105,6 +106,15 @@ class CronTickOutcome(IntEnum):
     ENQUEUED = 0
     ALREADY_HANDLED = 1
     SKIPPED_STILL_RUNNING = 2
+    REMOVED = 3  # the run-time cron was removed or replaced since the worker loaded it
+
+
+class CronChange(IntEnum):
+    ADDED = 1
+    REPLACED = 2
+    REMOVED = 3
+    NOT_FOUND = 0
+    REFUSED = -1  # a live worker declares a cron of that name from its settings
 
 
 class DeadLettered(NamedTuple):
@@ -152,6 +162,7 @@ class ForgetOutcome(IntEnum):
     HAS_JOBS = -1
     HAS_DEAD_LETTERS = -2
     HAS_WORKERS = -3
+    HAS_CRONS = -4  # crons added at run time are scheduled on it
 
 
 class UnknownTaskOutcome(IntEnum):

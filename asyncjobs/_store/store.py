@@ -21,6 +21,7 @@ from .records import (
     CancelOutcome,
     Claim,
     ClaimedRecord,
+    CronChange,
     CronTickOutcome,
     DeadLettered,
     Enqueued,
@@ -35,7 +36,7 @@ from .scripts import Script, load_scripts
 T = TypeVar("T")
 
 #: A claim reply carries this many values per claimed job (see claim.lua).
-_CLAIMED_WIDTH = 8
+_CLAIMED_WIDTH = 9
 
 
 def _text(value: bytes | str) -> str:
@@ -167,9 +168,11 @@ class Store(Admin):
         result_template: bytes,
         members: Sequence[WorkflowMember],
         trace: str = "",
+        on_error: bytes = b"[]",
     ) -> bool:
         """Store a compiled workflow and enqueue its first members; False if the id exists.
-        ``trace`` (a trace context, '' = none) is carried by every member."""
+        ``trace`` (a trace context, '' = none) is carried by every member; ``on_error`` lists
+        the error callbacks (see workflow_start.lua)."""
         reply = await self._script(
             "workflow_start",
             keys,
@@ -177,17 +180,59 @@ class Store(Admin):
             kind=kind,
             result_template=result_template,
             trace=trace,
+            on_error=on_error,
             each=members,
         )
         return bool(reply)
 
     async def cron_tick(
-        self, keys: QueueKeys, name: str, tick_ms: int, unique: bool, job: NewJob
+        self,
+        keys: QueueKeys,
+        name: str,
+        tick_ms: int,
+        unique: bool,
+        job: NewJob,
+        revision: str = "",
     ) -> tuple[str, CronTickOutcome]:
+        """Enqueue one tick of cron ``name`` once; ``revision`` ('' for a settings cron) is the
+        run-time definition the worker fires: nothing is enqueued if it was removed since."""
         reply = await self._script(
-            "cron_tick", keys, name=name, tick_ms=tick_ms, unique=int(unique), each=[job]
+            "cron_tick",
+            keys,
+            name=name,
+            tick_ms=tick_ms,
+            unique=int(unique),
+            revision=revision,
+            each=[job],
         )
         return _text(reply[0]), CronTickOutcome(int(reply[1]))
+
+    async def add_cron(self, keys: QueueKeys, name: str, definition: bytes) -> CronChange:
+        """Store (or replace) a run-time cron and tell the workers."""
+        reply = await self._script("cron_add", keys, name=name, definition=definition)
+        return CronChange(int(reply))
+
+    async def remove_cron(self, keys: QueueKeys, name: str) -> CronChange:
+        """Delete a run-time cron and its tick state, and tell the workers."""
+        return CronChange(int(await self._script("cron_remove", keys, name=name)))
+
+    async def declare_crons(
+        self, keys: QueueKeys, hold_ms: int, crons: Sequence[tuple[str, bytes]]
+    ) -> list[str]:
+        """List a worker's settings crons in the crontab for ``hold_ms``; returns the names a
+        run-time cron holds (those are not listed)."""
+        reply = await self._script("cron_declare", keys, hold_ms=hold_ms, each=crons)
+        return [_text(name) for name in reply]
+
+    async def crontab(self, keys: QueueKeys) -> dict[str, bytes]:
+        """The queue's crons, by name: their stored definitions (JSON)."""
+        entries = await self._guard(self.connection.client.hgetall(keys.crontab))
+        return {_text(name): value for name, value in entries.items()}
+
+    async def cron_ticks(self, keys: QueueKeys) -> dict[str, int]:
+        """The last tick handled (Unix ms) of each cron of the queue, by name."""
+        entries = await self._guard(self.connection.client.hgetall(keys.cron))
+        return {_text(name): int(state.split(b" ")[0]) for name, state in entries.items()}
 
     async def replay(self, keys: QueueKeys, entry: str, job_id: str) -> str | None:
         """Turn dead letter ``entry`` (of ``job_id``) back into a queued job; None if the entry
@@ -229,6 +274,7 @@ class Store(Admin):
                     timeout_ms=int(reply[i + 5]),
                     enqueued_ms=int(reply[i + 6]),
                     trace=reply[i + 7],
+                    checkpoint=reply[i + 8],
                 )
             )
         return claim
@@ -354,6 +400,10 @@ class Store(Admin):
             message=message or "",
         )
         return int(reply) > 0
+
+    async def checkpoint(self, keys: QueueKeys, job_id: str, token: str, value: bytes) -> bool:
+        """Save a running try's checkpoint (JSON); False if the try no longer holds the lease."""
+        return int(await self._script("checkpoint", keys, id=job_id, token=token, value=value)) > 0
 
     async def recover(
         self, keys: QueueKeys, *, limit: int, default_max_tries: int, max_stalls: int

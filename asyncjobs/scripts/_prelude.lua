@@ -3,7 +3,8 @@
 -- The key block: every script gets these KEYS, in this order, each named "<tag>:<name>".
 -- The store builds them from this list, so adding a key is a change to this line only.
 local KEY_NAMES = {'ready', 'deferred', 'leases', 'wake', 'seq', 'stats', 'limits', 'dlq',
-  'workers', 'cron', 'paused', 'hours', 'dlq_index', 'groups', 'worker_info', 'unknown'}
+  'workers', 'cron', 'paused', 'hours', 'dlq_index', 'groups', 'worker_info', 'unknown',
+  'crontab'}
 -- The leading arguments, the same for every script (a script's own ARGV come after them):
 --   ARGV[1] tag   the queue's hash tag "{<prefix>:<queue>}"; every key a script builds starts
 --     with it, so all keys of a queue share one Redis Cluster slot
@@ -27,6 +28,8 @@ local P = {job = TAG .. ':job:', idem = TAG .. ':idem:', wf = TAG .. ':wf:',
   group = TAG .. ':group:', rate = TAG .. ':rate:', rate_started = TAG .. ':rate-started:',
   minute = TAG .. ':minute:', recent = TAG .. ':recent:'}
 local EVENTS, CANCELS = TAG .. ':events', TAG .. ':cancel'
+-- A change to the queue's crontab is published here (the cron name), so workers reload it.
+local CRON_CHANGES = TAG .. ':cron-changes'
 
 local NOW
 do
@@ -277,14 +280,14 @@ local function entry_fields(entry)
   return e
 end
 
--- Copies a failed job, with its error (and its trace context, if it has one), onto the capped
--- dead-letter stream. K.dlq_index maps
+-- Copies a failed job, with its error (and its trace context and last checkpoint, if it has
+-- them), onto the capped dead-letter stream. K.dlq_index maps
 -- each job id to its entry (one dead letter per job id: a newer one replaces the older), so a
 -- dead letter is found without reading the stream; the cap drops the oldest, index and all.
 local function dead_letter(job_key, id)
   local f = rcall('HMGET', job_key, 'task', 'payload', 'priority', 'max_tries', 'timeout',
     'attempts', 'enqueued_at', 'error_type', 'error_message', 'traceback', 'concurrency_key',
-    'trace')
+    'trace', 'checkpoint')
   local fields = {'id', id, 'task', f[1] or '', 'payload', f[2] or '', 'priority', f[3] or '0',
     'max_tries', f[4] or '0', 'timeout', f[5] or '0', 'attempts', f[6] or '0',
     'enqueued_at', f[7] or '0', 'failed_at', NOW, 'error_type', f[8] or '',
@@ -292,6 +295,10 @@ local function dead_letter(job_key, id)
   if f[12] then
     fields[#fields + 1] = 'trace'
     fields[#fields + 1] = f[12]
+  end
+  if f[13] then
+    fields[#fields + 1] = 'checkpoint'
+    fields[#fields + 1] = f[13]
   end
   local entry = rcall('XADD', K.dlq, '*', unpack(fields))
   local previous = rcall('HGET', K.dlq_index, id)
@@ -309,8 +316,9 @@ local function dead_letter(job_key, id)
   end
 end
 
--- Turns dead letter `entry` (its id; `e` its fields) back into a queued job with the same id
--- and fresh tries, and removes it from the stream and the index. Returns the job id, or false
+-- Turns dead letter `entry` (its id; `e` its fields) back into a queued job with the same id,
+-- fresh tries and its last checkpoint (its next try resumes there), and removes it from the
+-- stream and the index. Returns the job id, or false
 -- (nothing changed) when a live job has that id again. The caller wakes the workers.
 local function replay_entry(entry, e)
   local id = e['id']
@@ -326,6 +334,7 @@ local function replay_entry(entry, e)
     rcall('HSET', job_key, 'concurrency_key', e['concurrency_key'])
   end
   if e['trace'] and e['trace'] ~= '' then rcall('HSET', job_key, 'trace', e['trace']) end
+  if e['checkpoint'] then rcall('HSET', job_key, 'checkpoint', e['checkpoint']) end
   push_ready(job_key, id)
   rcall('XDEL', K.dlq, entry)
   if rcall('HGET', K.dlq_index, id) == entry then rcall('HDEL', K.dlq_index, id) end
@@ -341,8 +350,9 @@ end
 -- Workflows. A workflow hash (`<tag>:wf:<id>`) holds, per member i: task:i, head:i, tail:i,
 -- tpl:i (input template: JSON list of literal JSON strings and member indexes), wait:i (results
 -- still awaited), next:i (members waiting for i), opt:i (priority,max_tries,timeout_ms), tol:i
--- (1 = its failure is tolerated), r:i (its result); and id, job_key, total, done, status,
--- result_tpl, keep, and trace (the trace context every member carries, if any). Members are
+-- (1 = its failure is tolerated), r:i (its result), failed:i (1 = its result is the marker of a
+-- tolerated failure); and id, job_key, total, done, status, result_tpl, keep, trace (the trace
+-- context every member carries, if any) and on_error (its error callbacks, if any). Members are
 -- jobs `<id>.<i>` in the same queue, carrying `workflow` (the workflow hash key) and `node` (i).
 -- The workflow itself is the job `<id>`.
 
@@ -428,8 +438,53 @@ local function wf_member_done(member_key, result)
   end
 end
 
+-- Error callbacks: `on_error` holds a JSON list, innermost node first, of
+-- [task, head, tail, takes_failure, first, last, priority, max_tries, timeout_ms], one per
+-- chain, group or chord given `.on_error(signature)`; its members are first..last. When member
+-- `node` fails the workflow, the callback of every node holding it is enqueued as job
+-- `<workflow id>.on_error.<k>`, its payload `head .. failure .. tail` (a WorkflowFailure as
+-- the first argument; `head` alone when it takes none). Once: a workflow fails only once.
+local function wf_error_callbacks(wf_key, wf_id, node, member_id, task, error_type, message)
+  local list = rcall('HGET', wf_key, 'on_error')
+  if not list then return end
+  node = tonumber(node)
+  local trace = rcall('HGET', wf_key, 'trace')
+  local enqueued = false
+  for k, cb in ipairs(cjson.decode(list)) do
+    local id = wf_id .. '.on_error.' .. (k - 1)
+    local job_key = P.job .. id
+    if node >= cb[5] and node <= cb[6] and rcall('EXISTS', job_key) == 0 then
+      local payload = cb[2]
+      if cb[4] == 1 then
+        local succeeded = {}
+        for i = cb[5], cb[6] do
+          if i ~= node and rcall('HEXISTS', wf_key, 'r:' .. i) == 1
+              and not rcall('HGET', wf_key, 'failed:' .. i) then
+            succeeded[#succeeded + 1] = '{"job_id":' .. cjson.encode(wf_id .. '.' .. i) ..
+              ',"task":' .. cjson.encode(rcall('HGET', wf_key, 'task:' .. i) or '') .. '}'
+          end
+        end
+        local failure = '{"workflow_id":' .. cjson.encode(wf_id) .. ',"job_id":' ..
+          cjson.encode(member_id) .. ',"task":' .. cjson.encode(task) .. ',"error_type":' ..
+          cjson.encode(error_type) .. ',"error_message":' .. cjson.encode(message) ..
+          ',"succeeded":[' .. table.concat(succeeded, ',') .. ']}'
+        payload = cb[2] .. failure .. cb[3]
+      end
+      rcall('HSET', job_key, 'task', cb[1], 'payload', payload, 'priority', cb[7],
+        'max_tries', cb[8], 'timeout', cb[9], 'attempts', 0, 'enqueued_at', NOW,
+        'status', 'queued', 'on_error_of', wf_id)
+      if trace then rcall('HSET', job_key, 'trace', trace) end
+      push_ready(job_key, id, cb[7])
+      publish(id, 'queued')
+      enqueued = true
+    end
+  end
+  if enqueued then wake() end
+end
+
 -- A member failed for good (dead-lettered, cancelled, expired). Tolerated: its result becomes a
--- failure marker. Otherwise the workflow fails, naming the member, and the rest is cancelled.
+-- failure marker. Otherwise the workflow fails, naming the member, the rest is cancelled and
+-- the error callbacks of the nodes holding it are enqueued.
 local function wf_member_failed(member_key, member_id, error_type, message)
   local m = rcall('HMGET', member_key, 'workflow', 'node', 'task')
   local wf_key, node = m[1], m[2]
@@ -437,6 +492,7 @@ local function wf_member_failed(member_key, member_id, error_type, message)
   if rcall('HGET', wf_key, 'tol:' .. node) == '1' then
     local marker = '{"failed":true,"job_id":' .. cjson.encode(member_id) .. ',"error_type":' ..
       cjson.encode(error_type) .. ',"error":' .. cjson.encode(message) .. '}'
+    rcall('HSET', wf_key, 'failed:' .. node, 1)
     wf_member_done(member_key, marker)
     return
   end
@@ -447,5 +503,6 @@ local function wf_member_failed(member_key, member_id, error_type, message)
     message, '')
   finish_job(w[2], w[1], 'failed', keep)
   wf_cancel_members(wf_key, member_id, keep)
+  wf_error_callbacks(wf_key, w[1], node, member_id, m[3] or '', error_type, message)
   rcall('PEXPIRE', wf_key, math.max(keep, 1))
 end

@@ -5,7 +5,7 @@
 -- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), suspects left waiting
 --   (0/1), the id of the suspect handed out in this claim ('' = none), then per claimed job:
 --   id, task, payload, attempts (this try, from 1), max_tries, timeout_ms, enqueued_at_ms,
---   trace ('' = none)}
+--   trace ('' = none), checkpoint (the last one a try saved, '' = none)}
 -- Each claim's lease token is "<worker id>:<attempts>", unique per job and try; ack, fail,
 -- requeue, progress and extend act only while the job still holds that token.
 -- Invariants: a claimed job moves from ready to leases with status in_progress. A job over its
@@ -99,7 +99,8 @@ while claimed < n do
     if id then
       local job_key = P.job .. id
       local f = rcall('HMGET', job_key, 'task', 'payload', 'attempts', 'max_tries', 'timeout',
-        'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot', 'workflow', 'trace')
+        'enqueued_at', 'expires_at', 'status', 'concurrency_key', 'rate_slot', 'workflow', 'trace',
+        'checkpoint')
       local previous_attempts = tonumber(f[3] or '0')
       local expires_at = f[7] and tonumber(f[7])
       if f[8] == 'queued' and (not f[1] or f[1] == '' or not f[2] or not previous_attempts
@@ -183,6 +184,7 @@ while claimed < n do
             out[o + 6] = tonumber(f[5] or '0') or 0
             out[o + 7] = tonumber(f[6] or '0') or 0
             out[o + 8] = f[12] or ''
+            out[o + 9] = f[13] or ''
           end
         end
       end

@@ -1,7 +1,8 @@
 -- forget: delete what is left of a queue that has no jobs waiting or running, no dead letters
 --   and no live worker (a test queue, a renamed one), so it leaves `asyncjobs info`.
 -- Returns: {code, n}: 1 forgotten; -1 n jobs are waiting or running; -2 n dead letters are
---   kept; -3 n workers are alive. The caller then drops the name from the queue registry.
+--   kept; -3 n workers are alive; -4 n crons added at run time are scheduled. The caller then
+--   drops the name from the queue registry.
 -- Invariant: refuses to lose anything: only counters, history, limits, cron state and the
 --   pause flag go. Finished jobs' records expire by themselves.
 local jobs = rcall('ZCARD', K.ready) + rcall('ZCARD', K.deferred) + rcall('ZCARD', K.leases)
@@ -13,6 +14,11 @@ local dead = rcall('XLEN', K.dlq)
 if dead > 0 then return {-2, dead} end
 local alive = rcall('ZCOUNT', K.workers, NOW, '+inf')
 if alive > 0 then return {-3, alive} end
+local schedules = 0
+for _, definition in ipairs(rcall('HVALS', K.crontab)) do
+  if cjson.decode(definition).source == 'runtime' then schedules = schedules + 1 end
+end
+if schedules > 0 then return {-4, schedules} end
 for _, key in ipairs(KEYS) do rcall('DEL', key) end
 for _, status in ipairs({'succeeded', 'cancelled', 'expired'}) do rcall('DEL', P.recent .. status) end
 local current = math.floor(NOW / MINUTE_MS)

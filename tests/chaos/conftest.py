@@ -30,7 +30,7 @@ from .helpers import SCALE, SETTINGS, WorkerProcess
 #: Keys every queue keeps for good; anything else under its hash tag is per job and must expire.
 FIXED_KEYS = frozenset(
     {"ready", "deferred", "leases", "wake", "seq", "stats", "dlq", "workers", "limits", "cron"}
-    | {"paused", "hours", "dlq_index", "groups", "worker_info", "unknown"}
+    | {"paused", "hours", "dlq_index", "groups", "worker_info", "unknown", "crontab"}
     | {"recent:succeeded", "recent:cancelled", "recent:expired"}  # capped lists
 )
 

@@ -8,7 +8,9 @@ from typing import Any
 from typing_extensions import assert_type
 
 from asyncjobs import (
+    Chain,
     Context,
+    CronInfo,
     Job,
     JobInfo,
     JobStatus,
@@ -16,7 +18,10 @@ from asyncjobs import (
     QueueStats,
     Signature,
     WorkerInfo,
+    WorkflowFailure,
     chain,
+    cron,
+    group,
     task,
 )
 
@@ -39,6 +44,29 @@ async def uses(queue: Queue) -> None:
     await queue.enqueue(chain(sig, add.s(3)))
     direct: int = await add(None, 1, 2)
     del total, direct
+    undo_flow: Chain = chain(sig, add.s(3)).on_error(undo.s("order-1"))
+    await queue.enqueue(undo_flow)
+    await queue.enqueue(group(sig).on_error(undo.s("order-1")))
+    chain(sig).on_error(undo)  # type: ignore[arg-type]
+    info: CronInfo = await queue.add_cron(cron(report, "0 6 * * *", name="daily"))
+    assert_type(await queue.crons(), list[CronInfo])
+    assert_type(await queue.remove_cron(info.name), bool)
+
+
+@task(timeout=60, soft_timeout=50)
+async def sync_orders(ctx: Context, shop: str) -> int:
+    start: Any = ctx.last_checkpoint
+    await ctx.checkpoint((start or 0) + 1)
+    return int(start or 0)
+
+
+@task
+async def undo(ctx: Context, failure: WorkflowFailure, order: str) -> list[str]:
+    return [step.job_id for step in failure.succeeded]
+
+
+@task
+async def report(ctx: Context) -> None: ...
 
 
 async def operating(queue: Queue) -> None:
