@@ -311,11 +311,7 @@ class Runner:
         if self.metrics is not None:
             self.metrics.job_ended(job, "succeeded", took)
         if self.settings.log_successes and log.isEnabledFor(logging.INFO):
-            log.info(
-                "job %s %s try %d succeeded in %.3fs",
-                job.id, job.task_name, job.attempt, took,
-                extra=_extra(job, "succeeded", took),
-            )  # fmt: skip
+            _log_success(job, took)
 
     async def _report_failure(
         self, job: ClaimedJob, ctx: Context, exc: BaseException, delay_s: float, started: float
@@ -443,6 +439,27 @@ def _log_refused(job: ClaimedJob) -> None:
         job.task_name,
         job.attempt,
     )
+
+
+_SUCCESS_LINE = "job %s %s try %d succeeded in %.3fs"
+
+
+def _log_success(job: ClaimedJob, took: float) -> None:
+    """The per-job INFO line, as ``log.info`` would emit it (same record, filters, handlers),
+    minus the caller lookup that walks the stack for every record: the call site is this one.
+    It was a tenth of the line's cost, and the worker writes one line per job."""
+    record = log.makeRecord(
+        log.name,
+        logging.INFO,
+        __file__,
+        _log_success.__code__.co_firstlineno,
+        _SUCCESS_LINE,
+        (job.id, job.task_name, job.attempt, took),
+        None,
+        "_log_success",
+        _extra(job, "succeeded", took),
+    )
+    log.handle(record)
 
 
 def _extra(job: ClaimedJob, outcome: str, took: float | None) -> dict[str, Any]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import json
 import logging
@@ -212,6 +213,10 @@ def worker(
         w = Worker(settings, **overrides)
     except ConfigurationError as exc:
         fail(one_line(exc), 2)
+    # What is loaded by now (asyncjobs, the settings' module and all they import) lives as long
+    # as the process: frozen, the cyclic GC's full collections no longer rescan it (they took
+    # about a quarter of a no-op job's CPU).
+    gc.freeze()
     _run(lambda: _serve(w, burst), loop)
 
 

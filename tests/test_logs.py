@@ -26,7 +26,7 @@ from typer.testing import CliRunner
 from asyncjobs import Context, Queue, Worker, WorkerSettings, task
 from asyncjobs._supervise import REMINDERS_AT_MINUTES
 from asyncjobs.cli import app as cli_app
-from asyncjobs.log import JobContextFilter, JsonFormatter
+from asyncjobs.log import TEXT_FORMAT, JobContextFilter, JsonFormatter, TextFormatter
 
 from . import otel_tasks
 from .chaos.helpers import ROOT, WorkerProcess, wait_until
@@ -130,6 +130,16 @@ async def test_worker_log_format_json_is_one_object_per_line(
     trace_ids = [s["context"]["trace_id"].removeprefix("0x") for s in process]
     assert [r["trace_id"] for r in mine] == trace_ids, "each try's records name its trace"
     assert [r["message"] for r in mine] == ["flaky try 1 starts", "flaky try 2 starts"]
+
+
+def test_text_lines_are_the_standard_formatters_across_seconds() -> None:
+    """The worker's text formatter renders its time stamp once per second: every line must
+    still read exactly as logging.Formatter writes it, milliseconds and second changes too."""
+    ours, standard = TextFormatter(TEXT_FORMAT), logging.Formatter(TEXT_FORMAT)
+    for created in (1796171557.862, 1796171557.001, 1796171558.5, 1796171558.999, 1796171620.0):
+        record = logging.LogRecord("asyncjobs.worker", logging.INFO, "", 0, "job %s", ("x",), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        assert ours.format(record) == standard.format(record)
 
 
 def test_a_bad_log_format_is_one_clear_line() -> None:

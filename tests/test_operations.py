@@ -71,7 +71,8 @@ async def test_a_paused_queue_holds_its_jobs_while_its_worker_blocks(
 ) -> None:
     assert await queue.pause() and not await queue.pause(), "the second pause changes nothing"
     worker = await start_worker([add], queues=[queue.name, f"{queue.name}-open"])
-    await wait_until(lambda: _true(len(claims) >= 1), what="the worker's first claim")
+    # its first round claims each of its two queues once, then it blocks
+    await wait_until(lambda: _true(len(claims) >= 2), what="the worker's first claims")
     made = len(claims)
     jobs = [await queue.enqueue(add, i, i) for i in range(3)]
     await asyncio.sleep(1.0)  # a window to watch: nothing may claim in it

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -127,12 +128,14 @@ async def test_enqueue_many_is_one_script_call_per_thousand(queue: Queue, monkey
 
 
 async def test_deferred_job_waits_then_runs(queue: Queue) -> None:
-    job = await queue.enqueue(add, 1, 1, _defer_by=timedelta(milliseconds=300))
+    # due far enough out that a burst worker started on a loaded machine is done before it
+    due = time.monotonic() + 1.5
+    job = await queue.enqueue(add, 1, 1, _defer_by=timedelta(seconds=1.5))
     info = await job.info()
     assert info.status is JobStatus.DEFERRED and info.scheduled_at is not None
     await run_burst(queue, [add])
     assert await job.status() is JobStatus.DEFERRED, "burst does not wait for future jobs"
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(max(0.0, due - time.monotonic()) + 0.05)
     await run_burst(queue, [add])
     assert await job.result(timeout=5) == 2
 

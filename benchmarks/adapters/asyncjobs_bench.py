@@ -30,6 +30,11 @@ async def noop(ctx):  # type: ignore[no-untyped-def]
 
 
 @task
+async def empty(ctx):  # type: ignore[no-untyped-def]
+    """A job with no body at all: what the worker itself costs (worker_cost.py)."""
+
+
+@task
 async def sleeper(ctx):  # type: ignore[no-untyped-def]
     await sleep_job(time.time())
 
@@ -44,7 +49,7 @@ async def echo(ctx, value):  # type: ignore[no-untyped-def]
     return value
 
 
-settings = WorkerSettings(redis_url=REDIS_URL, functions=[noop, sleeper, stamp, echo])
+settings = WorkerSettings(redis_url=REDIS_URL, functions=[noop, empty, sleeper, stamp, echo])
 KINDS = {"noop": noop, "sleep": sleeper, "stamp": stamp}
 
 
