@@ -40,25 +40,39 @@ def dashboard(
         )
     app = create_dashboard(resolve_url(redis_url), read_only, prefix=resolve_prefix(prefix))
 
+    listening = _bind(host, port)
+    address: Any = listening.getsockname()
+    where = f"[{address[0]}]" if listening.family == socket.AF_INET6 else address[0]
+    url = f"http://{where}:{address[1]}/"
+
     class Server(uvicorn.Server):
         async def startup(self, sockets: list[socket.socket] | None = None) -> None:
             await super().startup(sockets)
-            if self.started:  # listening: say where (with --port 0, the port it got)
-                for bound in self.servers[0].sockets[:1]:
-                    address: Any = bound.getsockname()
-                    where = f"[{address[0]}]" if bound.family == socket.AF_INET6 else address[0]
-                    mode = " (read-only)" if read_only else ""
-                    typer.echo(f"asyncjobs dashboard{mode}: http://{where}:{address[1]}/")
-                    sys.stdout.flush()  # a pipe (a supervisor, a test) sees it at once
+            if self.started:
+                mode = " (read-only)" if read_only else ""
+                typer.echo(f"asyncjobs dashboard{mode}: {url}")
+                sys.stdout.flush()  # a pipe (a supervisor, a test) sees it at once
 
-    server = Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off"))
+    server = Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
 
     async def serve() -> None:
         try:
-            await server.serve()
+            await server.serve(sockets=[listening])
         finally:
             await app.state.asyncjobs_dashboard.source.aclose()
 
     asyncio.run(serve())
-    if not server.started:
-        fail(f"could not listen on {host}:{port} (is the port in use?)")
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a taken port is one clear line (and --port 0
+    tells its port before the server starts)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as exc:
+        listening.close()
+        fail(f"could not listen on {host}:{port}: {exc.strerror or exc}; pick another --port")
+    return listening
