@@ -419,3 +419,19 @@ def test_the_command_fails_in_one_line_when_the_port_is_taken(redis_url: str) ->
     assert run.returncode == 1
     assert run.stderr.startswith(f"error: could not listen on 127.0.0.1:{port}: ")
     assert len(run.stderr.splitlines()) == 1
+
+
+async def test_a_workflow_member_links_its_workflow(q: Queue) -> None:
+    from asyncjobs import chain
+
+    flow = await q.enqueue(chain(ok.s(1), ok.si(2)))
+    await run_burst(q, [ok], prefix=q.prefix)
+    member = await q.find_job(f"{flow.id}.0")
+    assert member is not None and member.workflow_id == flow.id and member.workflow_node == 0
+    root = await q.find_job(flow.id)
+    assert root is not None and root.workflow_id == flow.id and root.workflow_node is None
+    async with client(create_dashboard(q)) as http:
+        page = (await http.get(f"/jobs/{flow.id}.0?queue=work")).text
+        assert f'href="/jobs/{flow.id}?queue=work"' in page and "Member 0 of workflow" in page
+        page = (await http.get(f"/jobs/{flow.id}?queue=work")).text
+        assert "This job is the workflow (workflow:chain)" in page
