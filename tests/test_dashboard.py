@@ -435,3 +435,36 @@ async def test_a_workflow_member_links_its_workflow(q: Queue) -> None:
         assert f'href="/jobs/{flow.id}?queue=work"' in page and "Member 0 of workflow" in page
         page = (await http.get(f"/jobs/{flow.id}?queue=work")).text
         assert "This job is the workflow (workflow:chain)" in page
+
+
+async def test_the_cron_page_takes_whole_rows_from_a_queue_that_lists_its_crons(
+    q: Queue,
+) -> None:
+    """A Queue with ``crons(all_queues=True)`` (the run-time cron API: CronInfo's fields) gives
+    the schedule and the next tick too; this stands in for it until that API is here."""
+    from datetime import datetime, timezone
+    from types import SimpleNamespace
+
+    tick = datetime(2026, 12, 1, 6, tzinfo=timezone.utc)
+    listed = SimpleNamespace(
+        name="ops-report",
+        queue="work",
+        task="report",
+        expression="0 6 * * mon-fri",
+        timezone="Europe/Paris",
+        next_run=tick.replace(day=2),
+        last_run=tick,
+        served=False,
+    )
+
+    class ListingQueue(Queue):
+        async def crons(self, queue_name: str | None = None, *, all_queues: bool = False) -> Any:
+            assert all_queues
+            return [listed]
+
+    listing = ListingQueue(store=q.store, prefix=q.prefix)
+    async with client(create_dashboard(listing)) as http:
+        page = (await http.get("/cron")).text
+    assert "<code>0 6 * * mon-fri</code> (Europe/Paris)" in page
+    assert "2026-12-02 06:00:00 UTC" in page and "not served" in page
+    assert f"cron:ops-report:{int(tick.timestamp() * 1000)}" in page
