@@ -76,6 +76,10 @@ class JobInfo(BaseModel):
     checkpoint_at: datetime | None = None
     #: A dead letter's stream entry: pass it as ``before=`` to read the next page.
     dead_letter_id: str | None = None
+    #: The workflow this job belongs to (its id: a member's, or the workflow's own job's), and
+    #: the member's place in it (None for the workflow's own job).
+    workflow_id: str | None = None
+    workflow_node: int | None = None
 
     @property
     def task_name(self) -> str:
@@ -158,6 +162,7 @@ def job_info_from_fields(job_id: str, queue: str, fields: dict[bytes, bytes]) ->
         trace_id=_trace_id(f.get("trace")),
         checkpoint=_checkpoint(f.get("checkpoint")),
         checkpoint_at=ms_to_datetime(f.get("checkpoint_at")),
+        **_workflow_place(job_id, f),
     )
 
 
@@ -167,6 +172,21 @@ def _checkpoint(stored: bytes | None) -> Any:
         return _serde.loads(stored)
     except ValueError:
         return _text(stored)
+
+
+def _workflow_place(job_id: str, f: dict[str, bytes]) -> dict[str, Any]:
+    """workflow_id and workflow_node from a member's ``workflow`` (the workflow hash key,
+    ``<tag>:wf:<id>``) and ``node`` fields, or the workflow job's ``workflow_root``."""
+    if f.get("workflow_root"):
+        return {"workflow_id": job_id}
+    key = _text(f.get("workflow"))
+    if not key or ":wf:" not in key:
+        return {}
+    node = _text(f.get("node"))
+    return {
+        "workflow_id": key.rsplit(":wf:", 1)[1],
+        "workflow_node": int(node) if node and node.isdigit() else None,
+    }
 
 
 def _trace_id(stored: bytes | None) -> str | None:

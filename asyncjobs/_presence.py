@@ -39,7 +39,7 @@ def package_version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
     try:
-        return version("asyncjobs")
+        return version("asyncjobs-redis")  # the distribution name, not the import name
     except PackageNotFoundError:  # a source tree that was not installed
         return "0+unknown"
 

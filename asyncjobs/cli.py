@@ -28,6 +28,7 @@ from ._cli_common import (
     resolve_url,
 )
 from ._cli_common import run as _run
+from ._cli_dashboard import dashboard
 from ._cli_dlq import dlq_app
 from ._errors import AsyncJobsError, ConfigurationError
 from ._leftovers import end_leftover_tasks, install_task_origins
@@ -55,6 +56,7 @@ app.add_typer(dlq_app, name="dlq")
 cron_app = typer.Typer(help="Cron jobs of a settings module.", no_args_is_help=True)
 app.add_typer(cron_app, name="cron")
 _cli_ops.register(app)
+app.command()(dashboard)
 
 
 def _print_version(value: bool) -> None:
