@@ -484,11 +484,6 @@ class Store(Admin):
         state = await self._guard(self.connection.client.hget(keys.cron, name))
         return int(state.split(b" ")[0]) if state else None
 
-    async def cron_ticks(self, keys: QueueKeys) -> dict[str, int]:
-        """The last tick handled (Unix ms) of each cron of the queue, by name."""
-        entries = await self._guard(self.connection.client.hgetall(keys.cron))
-        return {_text(name): int(state.split(b" ")[0]) for name, state in entries.items()}
-
     async def dead_letters(
         self, keys: QueueKeys, limit: int, before: str = "+"
     ) -> list[tuple[str, dict[bytes, bytes]]]:

@@ -272,7 +272,7 @@ async def create_pool(
     redis.expires_extra_ms = expires_extra_ms
     while True:
         try:
-            await redis.ping()  # type: ignore[misc]  # redis-py types it as sync too
+            await redis.ping()  # type: ignore[misc,unused-ignore]  # sync in some redis-py types
             await queue.store.preload()
         except (ConnectionError, OSError, RedisError, asyncio.TimeoutError) as exc:
             if retry < retries:

@@ -57,13 +57,19 @@ async def password_appears(admin: aioredis.Redis) -> Callable[[], Awaitable[None
 
 async def busy_script(admin: aioredis.Redis) -> Callable[[], Awaitable[None]]:
     await admin.config_set("busy-reply-threshold", "100")  # others get BUSY after 100 ms
-    blocker = aioredis.Redis(**admin.connection_pool.connection_kwargs)
+    # a client of its own, on a pool like admin's (redis-py 8 keeps connection-only options
+    # in connection_kwargs, so Redis(**connection_kwargs) no longer works)
+    pool = admin.connection_pool
+    blocker = aioredis.Redis(
+        connection_pool=type(pool)(connection_class=pool.connection_class, **pool.connection_kwargs)
+    )
     running = asyncio.create_task(blocker.eval(BUSY_LOOP, 0, int(FAULT_S * 1_000_000)))
     await asyncio.sleep(0.2)
 
     async def heal() -> None:
         await running  # the script ends by itself after FAULT_S
         await blocker.aclose()
+        await blocker.connection_pool.disconnect()
         await admin.config_set("busy-reply-threshold", "5000")
 
     return heal
