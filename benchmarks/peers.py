@@ -66,7 +66,7 @@ SYSTEMS: dict[str, System] = {
         System(
             "asyncjobs",
             None,
-            report=("asyncjobs", "redis", "hiredis"),
+            report=("asyncjobs-redis", "redis", "hiredis"),  # the distribution name
             adapter="asyncjobs_bench.py",
         ),
         System(

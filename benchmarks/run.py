@@ -258,7 +258,8 @@ def versions_of(run: Run) -> dict[str, dict[str, str]]:
     for aj in asyncjobs_systems(run):
         v = peers.installed_versions(aj)
         rev = asyncjobs_source.git_rev(aj.env["BENCH_ASYNCJOBS_REV"] or None)
-        v["asyncjobs"] += f" ({rev}, --loop {run.args.asyncjobs_loop})"
+        installed = v.pop("asyncjobs-redis", None) or "not installed"  # the tree is what runs
+        v["asyncjobs"] = f"{installed} ({rev}, --loop {run.args.asyncjobs_loop})"
         versions[aj.name] = v
     return {s: versions.get(s, {}) for s in run.systems}
 
