@@ -216,10 +216,10 @@ def asyncjobs_sources(
     if "asyncjobs" not in args.systems:
         return {}
     if not args.rev:
-        return {"asyncjobs": (asyncjobs_source.ROOT, None)}
+        return {"asyncjobs": (asyncjobs_source.compiled(asyncjobs_source.ROOT), None)}
     sources: dict[str, tuple[Path, str | None]] = {}
     for rev in args.rev:
-        src = asyncjobs_source.snapshot(rev)
+        src = asyncjobs_source.compiled(asyncjobs_source.snapshot(rev))
         cleanup.callback(shutil.rmtree, src, ignore_errors=True)
         sources["asyncjobs" if len(args.rev) == 1 else f"asyncjobs@{rev}"] = (src, rev)
     return sources
