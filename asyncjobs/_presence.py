@@ -4,7 +4,6 @@ another's on a shared queue."""
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import json
 import os
@@ -17,6 +16,7 @@ from pydantic import BaseModel
 
 from ._models import ms_to_datetime
 from ._store import WorkerRecord
+from ._version import VERSION
 
 
 class WorkerInfo(BaseModel):
@@ -35,15 +35,9 @@ class WorkerInfo(BaseModel):
     tasks: list[str] = []
 
 
-@functools.cache
 def package_version() -> str:
-    """The installed asyncjobs version (what a worker reports and `--version` prints)."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("asyncjobs-redis")  # the distribution name, not the import name
-    except PackageNotFoundError:  # a source tree that was not installed
-        return "0+unknown"
+    """The asyncjobs version (what a worker reports and `--version` prints)."""
+    return VERSION
 
 
 def app_fingerprint(task_names: Iterable[str]) -> str:

@@ -31,7 +31,7 @@ LEFTOVERS = (".git", ".venv*", "*.egg-info", "build", "dist", "site", "__pycache
 LEFTOVERS += ("benchmarks",)  # not part of the distribution, and may hold large venvs
 
 RUN_A_JOB = """
-import asyncio, pathlib, sys
+import asyncio, importlib.metadata, pathlib, sys
 import asyncjobs
 from asyncjobs import Context, Queue, Worker, WorkerSettings, task
 
@@ -50,7 +50,15 @@ async def main() -> None:
 asyncio.run(main())
 print(pathlib.Path(asyncjobs.__file__).resolve())
 print(asyncjobs.__version__)
+print(importlib.metadata.version("asyncjobs-redis"))
 """
+
+
+def test_the_version_in_the_code_is_pyprojects() -> None:
+    """asyncjobs keeps its version in the code (reading the metadata slowed every start)."""
+    from asyncjobs._version import VERSION as CODE_VERSION
+
+    assert CODE_VERSION == VERSION, "bump asyncjobs/_version.py with pyproject.toml's version"
 
 
 def test_the_distribution_name_is_not_the_taken_one() -> None:
@@ -124,10 +132,10 @@ def test_the_wheel_installs_and_runs_a_job_outside_the_checkout(tmp_path: Path) 
         env=clean_env,
     )
     assert run.returncode == 0, run.stderr
-    result, location, version = run.stdout.splitlines()
+    result, location, version, installed = run.stdout.splitlines()
     assert result == "5"
     assert Path(location).is_relative_to(env_dir.resolve()), location
-    assert version == VERSION, "asyncjobs.__version__ reads the distribution's metadata"
+    assert version == installed == VERSION, "asyncjobs.__version__ is the distribution's"
     command = subprocess.run(
         [str(env_dir / "bin" / "asyncjobs"), "--help"],
         cwd=outside,
