@@ -39,6 +39,15 @@ class CancelListener:
         self._cron_channels = {keys.cron_changes: keys.name for keys in queues}
         self._pubsub: Any = None
 
+    async def add_queues(self, queues: Sequence[QueueKeys]) -> None:
+        """Listen on more queues' cancel channels too (a request missed meanwhile still
+        stops its job at the next lease tick: the cancel revoked the lease)."""
+        channels = [keys.cancel for keys in queues]
+        self.channels += channels
+        if self._pubsub is not None:  # only sends: the reading step goes on
+            with contextlib.suppress(Exception):  # a lost subscription resubscribes to all
+                await self._pubsub.subscribe(*channels)
+
     async def step(self) -> None:
         """Read one message (subscribing first if need be)."""
         try:

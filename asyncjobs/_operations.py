@@ -14,7 +14,7 @@ from typing import Any
 from ._errors import QueueInUse
 from ._models import JobInfo, JobStatus, job_info_from_fields
 from ._presence import WorkerInfo, worker_info
-from ._stats import MAX_HOURS, MAX_MINUTES, QueueStats, queue_stats
+from ._stats import MAX_HOURS, MAX_MINUTES, QueueStats, queue_stats, sum_stats
 from ._store import ForgetOutcome, QueueKeys, Store
 
 #: One call of a bulk script handles this many jobs or dead letters (a few ms of Redis time).
@@ -50,19 +50,32 @@ class QueueOperations:
     def keys_for(self, queue_name: str) -> QueueKeys:
         raise NotImplementedError  # Queue's
 
+    async def partition_names(self, queue_name: str | None = None) -> list[str]:
+        raise NotImplementedError  # Queue's
+
     def _queue_keys(self, queue_name: str | None) -> QueueKeys:
         return self.keys_for(queue_name or self.name)
+
+    async def _each_partition(self, queue_name: str | None) -> list[QueueKeys]:
+        """The queue's partitions (just the queue, when it is not partitioned)."""
+        return [self.keys_for(n) for n in await self.partition_names(queue_name)]
 
     # -- pause -----------------------------------------------------------------------------
 
     async def pause(self, queue_name: str | None = None) -> bool:
         """Stop every worker claiming from the queue (running jobs finish; enqueue goes on).
-        False if it was paused already."""
-        return await self.store.set_paused(self._queue_keys(queue_name), True)
+        False if it was paused already. (Every partition of a partitioned queue.)"""
+        changed = [
+            await self.store.set_paused(k, True) for k in await self._each_partition(queue_name)
+        ]
+        return any(changed)
 
     async def resume(self, queue_name: str | None = None) -> bool:
         """Let workers claim again, at once. False if it was not paused."""
-        return await self.store.set_paused(self._queue_keys(queue_name), False)
+        changed = [
+            await self.store.set_paused(k, False) for k in await self._each_partition(queue_name)
+        ]
+        return any(changed)
 
     async def is_paused(self, queue_name: str | None = None) -> bool:
         return (await self.store.counts(self._queue_keys(queue_name), groups=0)).paused
@@ -73,14 +86,27 @@ class QueueOperations:
         self, queue_name: str | None = None, *, minutes: int = 60, hours: int = 72
     ) -> QueueStats:
         """Counts, pause state, counters, and what ended per minute (the last ``minutes``, up to
-        480) and per hour (the last ``hours``, up to 168): one snapshot, one round trip."""
+        480) and per hour (the last ``hours``, up to 168): one snapshot, one round trip (one
+        per partition of a partitioned queue, added up)."""
+        parts = await self.partition_stats(queue_name, minutes=minutes, hours=hours)
+        if len(parts) == 1:
+            return parts[0]
+        return sum_stats(queue_name or self.name, parts)
+
+    async def partition_stats(
+        self, queue_name: str | None = None, *, minutes: int = 60, hours: int = 72
+    ) -> list[QueueStats]:
+        """stats() of each partition of a partitioned queue (named ``<queue>~p<i>``, the
+        queue itself first); of the queue alone when it has one."""
         if not 0 <= minutes <= MAX_MINUTES or not 0 <= hours <= MAX_HOURS:
             raise ValueError(
                 f"stats() keeps 0..{MAX_MINUTES} minutes and 0..{MAX_HOURS} hours of history"
             )
-        keys = self._queue_keys(queue_name)
-        counts = await self.store.counts(keys, minutes=minutes, hours=hours > 0)
-        return queue_stats(keys.name, counts, minutes, hours)
+        out = []
+        for keys in await self._each_partition(queue_name):
+            counts = await self.store.counts(keys, minutes=minutes, hours=hours > 0)
+            out.append(queue_stats(keys.name, counts, minutes, hours))
+        return out
 
     async def jobs(
         self,
@@ -120,11 +146,11 @@ class QueueOperations:
         return await self.store.queue_names(self.prefix)
 
     async def find_job(self, job_id: str) -> JobInfo | None:
-        """The job with this id in any known queue (one round trip), or None."""
+        """The job with this id in any known queue or partition (one round trip), or None."""
         names = await self.queue_names()
         if self.name not in names:
             names.insert(0, self.name)
-        keys = [self.keys_for(name) for name in names]
+        keys = [k for name in names for k in await self._each_partition(name)]
         records = await self.store.jobs_fields(keys, [job_id] * len(keys))
         for queue, fields in zip(keys, records, strict=True):
             if fields:
@@ -203,15 +229,19 @@ class QueueOperations:
         """End every queued (ready or waiting for a concurrency slot) and deferred job of the
         queue as CANCELLED; running jobs go on. Returns how many were dropped.
         ``on_progress(dropped, total)`` is called after each batch."""
-        keys = self._queue_keys(queue_name)
-        counts = await self.store.counts(keys)
-        total = counts.ready + counts.deferred + counts.blocked
-        purged, more = 0, True
-        while more:
-            n, more = await self.store.purge_waiting(keys, BATCH)
-            purged += n
-            if on_progress is not None:
-                on_progress(purged, max(total, purged))
+        partitions = await self._each_partition(queue_name)
+        total = 0
+        for keys in partitions:
+            counts = await self.store.counts(keys)
+            total += counts.ready + counts.deferred + counts.blocked
+        purged = 0
+        for keys in partitions:
+            more = True
+            while more:
+                n, more = await self.store.purge_waiting(keys, BATCH)
+                purged += n
+                if on_progress is not None:
+                    on_progress(purged, max(total, purged))
         return purged
 
     async def forget_queue(self, queue_name: str) -> None:
