@@ -291,7 +291,44 @@ def forget(
     typer.echo(f"forgot queue {name!r}")
 
 
+def partitions(
+    queue: str = typer.Argument(..., metavar="QUEUE"),
+    count: int | None = typer.Argument(
+        None, metavar="[COUNT]", help="Spread QUEUE over this many partitions (1 to 256)."
+    ),
+    redis_url: str | None = RedisUrlOption,
+    prefix: str | None = PrefixOption,
+) -> None:
+    """Show QUEUE's partitions (jobs waiting and running in each), or set their number.
+
+    Each partition is a queue with its own hash tag, so on a Redis Cluster one queue uses
+    several nodes. Producers and workers follow within seconds; a smaller COUNT loses nothing
+    (workers drain the partitions it drops).
+
+    Example: asyncjobs partitions emails 6
+    """
+    name = queue_name(queue)
+
+    async def go() -> tuple[Any, list[Any]]:
+        async with _queue(redis_url, prefix, name) as q:
+            if count is not None:
+                try:
+                    await q.set_partitions(count)
+                except ValueError as exc:
+                    fail(str(exc))
+            return await q.partitions(), await q.partition_stats(minutes=0, hours=0)
+
+    layout, parts = run(go)
+    drained = f" (workers still drain {layout.span})" if layout.span > layout.count else ""
+    typer.echo(f"queue {name!r}: {layout.count} partition(s){drained}")
+    print_table(
+        f"partitions of {name}",
+        ["partition", "queued", "deferred", "in progress", "dead letters"],
+        [[s.name, s.queued, s.deferred, s.in_progress, s.dead_letters] for s in parts],
+    )
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `asyncjobs` app."""
-    for command in (pause, resume, stats, jobs, cancel, purge, workers, forget):
+    for command in (pause, resume, stats, jobs, cancel, purge, workers, forget, partitions):
         app.command()(command)

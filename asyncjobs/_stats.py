@@ -164,3 +164,28 @@ def sum_stats(name: str, parts: list[QueueStats]) -> QueueStats:
         as_of=first.as_of,
         **totals,
     )
+
+
+def sum_counts(parts: list[QueueCounts]) -> QueueCounts:
+    """A partitioned queue's snapshot as one queue's (the sizes and counters added up; live
+    workers: the most any partition has, since workers serve every partition)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    stats: dict[str, int] = {}
+    for part in parts:
+        for k, v in part.stats.items():
+            stats[k] = stats.get(k, 0) + v
+    return QueueCounts(
+        ready=sum(p.ready for p in parts),
+        deferred=sum(p.deferred for p in parts),
+        in_progress=sum(p.in_progress for p in parts),
+        dead_letters=sum(p.dead_letters for p in parts),
+        workers=max(p.workers for p in parts),
+        stats=stats,
+        now_ms=first.now_ms,
+        paused_ms=first.paused_ms if all(p.paused for p in parts) else 0,
+        blocked=sum(p.blocked for p in parts),
+        groups=sum(p.groups for p in parts),
+        unknown_tasks={t: u for p in parts for t, u in p.unknown_tasks.items()},
+    )

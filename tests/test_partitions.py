@@ -4,6 +4,7 @@ real Redis, memory:// and a real 3-master cluster."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from typing import Any
 
 import pytest
@@ -90,6 +91,25 @@ async def test_jobs_spread_over_every_partition_and_each_runs_once(
     assert set(runs.values()) == {b"1"}
     stats = await queue.stats()
     assert stats.succeeded == 201 and stats.queued == 0
+
+
+@task
+async def log_order(ctx: Context, order: str) -> None:
+    await ctx.queue.client.rpush(order, ctx.job_id)
+
+
+async def test_claims_take_turns_over_the_partitions_so_none_starves(
+    queue: Queue, queue_name: str
+) -> None:
+    await queue.set_partitions(3)
+    order = f"test:{{{queue_name}-order}}"
+    jobs = await queue.enqueue_many([(log_order, (order,), {}) for _ in range(90)])
+    where = {job.id: job.queue_name for job in jobs}
+    await run_burst(queue, [log_order], concurrency=1)
+    ran = [where[i.decode()] for i in await queue.client.lrange(order, 0, -1)]
+    assert len(ran) == 90
+    # each of the first nine claims comes from another partition than the one before
+    assert len(set(ran[:9])) == 3 and all(a != b for a, b in itertools.pairwise(ran[:9]))
 
 
 async def test_enqueue_many_makes_one_script_call_per_partition(queue: Queue) -> None:
@@ -224,3 +244,39 @@ async def test_a_bad_partition_count_is_one_clear_line_and_changes_nothing(
 async def test_a_partition_cannot_itself_be_partitioned(queue: Queue) -> None:
     with pytest.raises(ValueError, match="is a partition"):
         await queue.set_partitions(2, partition_name(queue.name, 1))
+
+
+def test_the_cli_sets_and_shows_partitions_and_info_shows_one_queue(redis_url: str) -> None:
+    import json
+    import uuid
+
+    from typer.testing import CliRunner
+
+    from asyncjobs.cli import app
+
+    name = f"cli-{uuid.uuid4().hex[:8]}"
+    runner = CliRunner()
+    result = runner.invoke(app, ["partitions", name, "4", "--redis-url", redis_url])
+    assert result.exit_code == 0, result.output
+    assert f"queue {name!r}: 4 partition(s)" in result.output
+
+    async def fill() -> None:
+        async with Queue(redis_url, name=name) as queue:
+            await queue.enqueue_many([("t", (i,), {}) for i in range(40)])
+
+    asyncio.run(fill())
+    shown = runner.invoke(app, ["partitions", name, "--redis-url", redis_url])
+    assert shown.exit_code == 0 and f"{name}~p3" in shown.output
+    rows = json.loads(runner.invoke(app, ["info", "--json", "--redis-url", redis_url]).output)
+    [row] = [r for r in rows if r["queue"].startswith(name)]
+    assert (row["queue"], row["ready"], row["partitions"]) == (name, 40, 4)
+    args = ["info", "--json", "--partitions", "--redis-url", redis_url]
+    rows = json.loads(runner.invoke(app, args).output)
+    mine = [r for r in rows if r["queue"].startswith(name)]
+    assert len(mine) == 5 and sum(r["ready"] for r in mine[1:]) == 40
+
+    bad = runner.invoke(app, ["partitions", name, "0", "--redis-url", redis_url])
+    assert bad.exit_code == 1
+    assert bad.output.count("\n") == 1 and "1 to 256" in bad.output
+    again = runner.invoke(app, ["partitions", name, "--redis-url", redis_url])
+    assert "4 partition(s)" in again.output  # the bad count changed nothing
