@@ -8,6 +8,7 @@ script call per batch, each batch read once (so a bulk replay is linear in the d
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
@@ -124,7 +125,10 @@ class QueueOperations:
         status = _status(status)
         if offset < 0 or not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"jobs() takes offset >= 0 and 1 <= limit <= {MAX_PAGE}")
-        keys = self._queue_keys(queue_name)
+        partitions = await self._each_partition(queue_name)
+        if len(partitions) > 1:
+            return await self._partitions_page(status, partitions, offset, limit)
+        keys = partitions[0]
         if status is JobStatus.FAILED:
             entries = await self.store.dead_letter_page(keys, offset, limit)
             return [_dead_letter_info(keys.name, entry, fields) for entry, fields in entries]
@@ -138,6 +142,43 @@ class QueueOperations:
         return [
             job_info_from_fields(job_id, keys.name, fields)
             for job_id, fields in zip(ids, records, strict=True)
+            if fields
+        ]
+
+    async def _partitions_page(
+        self, status: JobStatus, partitions: list[QueueKeys], offset: int, limit: int
+    ) -> list[JobInfo]:
+        """jobs() of a partitioned queue: the first ``offset + limit`` of each partition,
+        merged (waiting sets by score, dead letters newest first, recent ones in turn)."""
+        end = offset + limit
+        if status is JobStatus.FAILED:
+            letters = [
+                (entry, keys, fields)
+                for keys in partitions
+                for entry, fields in await self.store.dead_letter_page(keys, 0, end)
+            ]
+            letters.sort(key=lambda e: tuple(int(p) for p in e[0].split("-")), reverse=True)
+            return [_dead_letter_info(k.name, e, f) for e, k, f in letters[offset:end]]
+        if status in _SETS:
+            scored = [
+                (score, keys, job_id)
+                for keys in partitions
+                for job_id, score in await self.store.waiting_scored(keys, _SETS[status], end)
+            ]
+            scored.sort(key=lambda e: e[0])
+            page = [(keys, job_id) for _, keys, job_id in scored[offset:end]]
+        elif status in _RECENT:
+            lists = [await self.store.recent_ids(k, status.value, 0, end) for k in partitions]
+            turns = itertools.zip_longest(
+                *([(k, i) for i in ids] for k, ids in zip(partitions, lists, strict=True))
+            )
+            page = [e for turn in turns for e in turn if e is not None][offset:end]
+        else:
+            raise ValueError(f"jobs() cannot list {status.value} jobs")
+        records = await self.store.jobs_fields([k for k, _ in page], [i for _, i in page])
+        return [
+            job_info_from_fields(job_id, keys.name, fields)
+            for (keys, job_id), fields in zip(page, records, strict=True)
             if fields
         ]
 
@@ -161,9 +202,11 @@ class QueueOperations:
 
     async def dead_letter(self, job_id: str, queue_name: str | None = None) -> JobInfo | None:
         """The dead letter of ``job_id`` (from the index, without reading the stream), or None."""
-        keys = self._queue_keys(queue_name)
-        found = await self.store.dead_letter_of(keys, job_id)
-        return None if found is None else _dead_letter_info(keys.name, *found)
+        for keys in await self._each_partition(queue_name):
+            found = await self.store.dead_letter_of(keys, job_id)
+            if found is not None:
+                return _dead_letter_info(keys.name, *found)
+        return None
 
     async def _find_dead_letters(
         self,
@@ -203,22 +246,23 @@ class QueueOperations:
         `replay_dead_letter` does; returns how many. Reads each dead letter once, in batches,
         and leaves alone those that fail again meanwhile. ``on_progress(read, total)`` is
         called after each batch."""
-        keys = self._queue_keys(queue_name)
-        until = await self.store.newest_dead_letter(keys)
-        if until is None:
-            return 0
-        total = (await self.store.counts(keys, groups=0)).dead_letters
-        after: str | None = "-"
+        partitions = await self._each_partition(queue_name)
+        sizes = [(await self.store.counts(keys, groups=0)).dead_letters for keys in partitions]
+        total = sum(sizes)
         replayed = read = 0
-        while after is not None:
-            batch = await self.store.replay_many(
-                keys, after=after, until=until, task=task or "", limit=BATCH
-            )
-            replayed += batch.replayed
-            after = batch.next
-            read = total if after is None else min(total, read + BATCH)
-            if on_progress is not None:
-                on_progress(read, total)
+        for keys, size in zip(partitions, sizes, strict=True):
+            until = await self.store.newest_dead_letter(keys)
+            after: str | None = "-"
+            start = read
+            while until is not None and after is not None:
+                batch = await self.store.replay_many(
+                    keys, after=after, until=until, task=task or "", limit=BATCH
+                )
+                replayed += batch.replayed
+                after = batch.next
+                read = start + size if after is None else min(start + size, read + BATCH)
+                if on_progress is not None:
+                    on_progress(read, total)
         return replayed
 
     # -- purge and forget ------------------------------------------------------------------
@@ -248,7 +292,16 @@ class QueueOperations:
         """Remove a queue that has no jobs, no dead letters and no live workers from the
         queue list (`asyncjobs info`), with its counters, history and settings. Raises
         QueueInUse, saying what is left, otherwise."""
-        keys = self.keys_for(queue_name)
+        partitions = await self._each_partition(queue_name)
+        if len(partitions) > 1:  # refuse before any partition is forgotten
+            for keys in partitions:
+                c = await self.store.counts(keys, groups=0)
+                if c.ready or c.deferred or c.in_progress or c.blocked or c.dead_letters:
+                    await self._forget_one(queue_name, keys)  # raises, saying what is left
+        for keys in reversed(partitions):  # the queue itself last
+            await self._forget_one(queue_name, keys)
+
+    async def _forget_one(self, queue_name: str, keys: QueueKeys) -> None:
         outcome, n = await self.store.forget(keys)
         if outcome is ForgetOutcome.HAS_JOBS:
             raise QueueInUse(

@@ -45,6 +45,11 @@ def _ms(seconds: float) -> int:
     return round(seconds * 1000)
 
 
+def _entry_order(entry: str | None) -> tuple[int, ...]:
+    """A stream entry id (``<ms>-<seq>``) as something that sorts by time."""
+    return tuple(int(part) for part in (entry or "0-0").split("-"))
+
+
 class Queue(QueueOperations):
     """The producer side: ``async with Queue(url) as queue: await queue.enqueue(task, ...)``.
 
@@ -346,28 +351,38 @@ class Queue(QueueOperations):
         """The newest ``limit`` dead letters of a queue, newest first, error fields set; only
         ``task``'s, only those whose error contains ``search`` (case-insensitive), only those
         older than the dead letter ``before`` (a ``dead_letter_id``: the next page)."""
-        keys = self.keys_for(queue_name or self.name)
-        return await self._find_dead_letters(keys, limit, task, search, before)
+        found: list[JobInfo] = []
+        partitions = await self._each_partition(queue_name)
+        for keys in partitions:
+            found += await self._find_dead_letters(keys, limit, task, search, before)
+        if len(partitions) > 1:  # the newest over all of them
+            found.sort(key=lambda info: _entry_order(info.dead_letter_id), reverse=True)
+        return found[:limit]
 
     async def replay_dead_letter(self, job_id: str, queue_name: str | None = None) -> Job[Any]:
-        """Enqueue a dead-lettered job again, same id, fresh tries.
+        """Enqueue a dead-lettered job again, same id, fresh tries (in the partition that
+        holds its dead letter).
 
         Raises DeadLetterNotFound (a LookupError) if no dead letter holds that job.
         """
         name = queue_name or self.name
-        keys = self.keys_for(name)
-        entry = await self.store.find_dead_letter(keys, job_id)
-        if entry is None:
-            raise DeadLetterNotFound(f"no dead letter for job {job_id} in queue {name!r}")
-        if await self.store.replay(keys, entry, job_id) is None:
-            raise DeadLetterNotFound(
-                f"job {job_id} is live again; its dead letter was not replayed"
-            )
-        return Job(self, job_id, name)
+        for keys in await self._each_partition(name):
+            entry = await self.store.find_dead_letter(keys, job_id)
+            if entry is None:
+                continue
+            if await self.store.replay(keys, entry, job_id) is None:
+                raise DeadLetterNotFound(
+                    f"job {job_id} is live again; its dead letter was not replayed"
+                )
+            return Job(self, job_id, keys.name, located=True)
+        raise DeadLetterNotFound(f"no dead letter for job {job_id} in queue {name!r}")
 
     async def purge_dead_letters(self, queue_name: str | None = None) -> int:
-        """Delete every dead letter of a queue; returns how many there were."""
-        return await self.store.purge_dead_letters(self.keys_for(queue_name or self.name))
+        """Delete every dead letter of a queue (of all its partitions); how many there were."""
+        purged = 0
+        for keys in await self._each_partition(queue_name):
+            purged += await self.store.purge_dead_letters(keys)
+        return purged
 
     # -- cron at run time ------------------------------------------------------------------
 

@@ -33,7 +33,8 @@ from ._queue import Queue
 from ._runner import Hooks, Runner
 from ._running import ClaimedJob, RunningJobs
 from ._settings import WorkerSettings
-from ._store import Connection, DeadLettered, QueueKeys, Store
+from ._stats import sum_counts
+from ._store import Connection, DeadLettered, QueueCounts, QueueKeys, Store, logical_name
 from ._supervise import OutageLog, Supervisor
 from ._task import Task
 from ._tracing import for_worker, suppressed, suppressed_context
@@ -383,8 +384,11 @@ class Worker:
 
     def _metrics_step(self, store: Store, interval: float) -> Callable[[], Awaitable[None]]:
         async def step() -> None:
-            for keys in self.keys:
-                self.metrics.refresh(keys.name, await store.counts(keys))
+            by_queue: dict[str, list[QueueCounts]] = {}
+            for keys in self.keys:  # a partitioned queue is one queue: its partitions added up
+                by_queue.setdefault(logical_name(keys.name), []).append(await store.counts(keys))
+            for name, parts in by_queue.items():
+                self.metrics.refresh(name, sum_counts(parts))
             await asyncio.sleep(interval)
 
         return step

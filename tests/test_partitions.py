@@ -14,6 +14,7 @@ from asyncjobs._partitions import PartitionWatch
 from asyncjobs._store import MAX_PARTITIONS, Partitions, partition_name
 
 from .conftest import key_count, run_burst
+from .waiting import wait_until
 
 
 @task
@@ -280,3 +281,81 @@ def test_the_cli_sets_and_shows_partitions_and_info_shows_one_queue(redis_url: s
     assert bad.output.count("\n") == 1 and "1 to 256" in bad.output
     again = runner.invoke(app, ["partitions", name, "--redis-url", redis_url])
     assert "4 partition(s)" in again.output  # the bad count changed nothing
+
+
+@task(max_tries=1)
+async def always_fails(ctx: Context, n: int) -> None:
+    raise ValueError(f"bad {n}")
+
+
+async def test_operating_a_partitioned_queue_covers_every_partition(
+    queue: Queue, counter: str
+) -> None:
+    from asyncjobs import JobStatus
+
+    await queue.set_partitions(3)
+    failing = await queue.enqueue_many([(always_fails, (i,), {}) for i in range(30)])
+    assert len({j.queue_name for j in failing}) == 3
+    await run_burst(queue, [always_fails])
+    letters = await queue.dead_letters(limit=100)
+    assert {i.id for i in letters} == {j.id for j in failing}
+    stamps = [tuple(int(p) for p in (i.dead_letter_id or "").split("-")) for i in letters]
+    assert stamps == sorted(stamps, reverse=True), "newest first over all partitions"
+    assert len(await queue.jobs(JobStatus.FAILED, limit=5)) == 5
+    assert (await queue.dead_letter(failing[-1].id)) is not None
+    assert (await queue.stats()).dead_letters == 30
+    one = await queue.replay_dead_letter(failing[0].id)
+    assert one.queue_name == failing[0].queue_name
+    assert await queue.replay_dead_letters() == 29
+    assert (await queue.stats()).dead_letters == 0
+
+    queued = await queue.jobs(JobStatus.QUEUED, limit=50)
+    assert len(queued) == 30
+    assert {i.id for i in queued} == {j.id for j in failing}
+    assert [i.id for i in await queue.jobs(JobStatus.QUEUED, offset=10, limit=5)] == [
+        i.id for i in queued[10:15]
+    ]
+    assert await queue.pause() and await queue.is_paused()
+    assert (await queue.stats()).paused
+    worker_done = await run_burst(queue, [always_fails])
+    assert worker_done.jobs_done == 0, "no partition hands out a job while paused"
+    assert await queue.resume()
+    assert await queue.purge() == 30
+    assert (await queue.stats()).queued == 0
+    ended = await queue.jobs(JobStatus.CANCELLED, limit=50)
+    assert {i.id for i in ended} == {j.id for j in failing}
+
+
+async def test_metrics_show_a_partitioned_queue_as_one_queue(redis_url: str) -> None:
+    import urllib.request
+    import uuid
+
+    from asyncjobs import Worker, WorkerSettings
+
+    from .redis_server import free_port
+
+    name, port = f"m-{uuid.uuid4().hex[:8]}", free_port()
+    counter = f"test:{{{name}}}"
+    async with Queue(redis_url, name=name) as queue:
+        await queue.set_partitions(3)
+        jobs = await queue.enqueue_many([(record, (counter,), {}) for _ in range(30)])
+        assert len({j.queue_name for j in jobs}) == 3
+        settings = WorkerSettings(
+            redis_url=redis_url, functions=[record], queues=[name], metrics_port=port
+        )
+        worker = Worker(settings)
+        run = asyncio.create_task(worker.run(handle_signals=False))
+        for job in jobs:
+            await job.result(timeout=10)
+        url = f"http://127.0.0.1:{port}/metrics"
+        gauge = f'asyncjobs_queue_enqueued_total{{queue="{name}"}} 30.0'
+
+        async def scraped() -> str | None:
+            body = await asyncio.to_thread(lambda: urllib.request.urlopen(url, timeout=5).read())
+            return body.decode() if gauge in body.decode() else None
+
+        text = await wait_until(scraped, 10, "the queue gauges to add the partitions up")
+        worker.stop()
+        await run
+    assert f'asyncjobs_jobs_succeeded_total{{queue="{name}",task="record"}} 30.0' in text
+    assert "~p" not in text
