@@ -309,23 +309,26 @@ def partitions(
     """
     name = queue_name(queue)
 
-    async def go() -> tuple[Any, list[Any]]:
+    async def go() -> tuple[Any, list[Any], list[str | None]]:
         async with _queue(redis_url, prefix, name) as q:
             if count is not None:
                 try:
                     await q.set_partitions(count)
                 except ValueError as exc:
                     fail(str(exc))
-            return await q.partitions(), await q.partition_stats(minutes=0, hours=0)
+            parts = await q.partition_stats(minutes=0, hours=0)
+            nodes = [await q.store.node_of(q.keys_for(p.name)) for p in parts]
+            return await q.partitions(), parts, nodes
 
-    layout, parts = run(go)
+    layout, parts, nodes = run(go)
     drained = f" (workers still drain {layout.span})" if layout.span > layout.count else ""
     typer.echo(f"queue {name!r}: {layout.count} partition(s){drained}")
-    print_table(
-        f"partitions of {name}",
-        ["partition", "queued", "deferred", "in progress", "dead letters"],
-        [[s.name, s.queued, s.deferred, s.in_progress, s.dead_letters] for s in parts],
-    )
+    columns = ["partition", "queued", "deferred", "in progress", "dead letters"]
+    rows = [[s.name, s.queued, s.deferred, s.in_progress, s.dead_letters] for s in parts]
+    if any(nodes):  # a cluster: which master holds each
+        columns.append("node")
+        rows = [[*row, node] for row, node in zip(rows, nodes, strict=True)]
+    print_table(f"partitions of {name}", columns, rows)
 
 
 def register(app: typer.Typer) -> None:

@@ -136,3 +136,17 @@ async def test_six_to_three_partitions_while_jobs_wait_loses_none(
         assert set(runs) == {j.id.encode() for j in [*before, *after]}
         assert set(runs.values()) == {b"1"}
         assert (await queue.stats()).queued == 0
+
+
+def test_the_cli_names_the_master_of_each_partition(redis_cluster: RedisCluster) -> None:
+    from typer.testing import CliRunner
+
+    from asyncjobs.cli import app
+
+    name = "cli-parts"  # its six partitions hash to all three masters' slot ranges
+    args = ["partitions", name, "6", "--redis-url", redis_cluster.url]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    masters = {f"127.0.0.1:{node.port}" for node in redis_cluster.nodes}
+    shown = {m for m in masters if m in result.output}
+    assert shown == masters and "node" in result.output
