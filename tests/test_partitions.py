@@ -359,3 +359,27 @@ async def test_metrics_show_a_partitioned_queue_as_one_queue(redis_url: str) -> 
         await run
     assert f'asyncjobs_jobs_succeeded_total{{queue="{name}",task="record"}} 30.0' in text
     assert "~p" not in text
+
+
+async def test_the_dashboard_shows_a_partitioned_queue_as_one(backend_url: str) -> None:
+    import uuid
+
+    import httpx
+
+    from asyncjobs.dashboard import create_dashboard
+
+    prefix = f"d{uuid.uuid4().hex[:8]}"
+    async with Queue(backend_url, name="work", prefix=prefix) as queue:
+        await queue.set_partitions(3)
+        jobs = await queue.enqueue_many([("t", (i,), {}) for i in range(30)])
+        assert len({j.queue_name for j in jobs}) == 3
+        app = create_dashboard(queue)
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://dash.test") as http:
+            overview = (await http.get("/")).text
+            assert 'data-queue="work"' in overview and "~p" not in overview
+            page = (await http.get("/queues/work?tab=queued")).text
+            assert all(job.id in page for job in jobs)
+            far = next(j for j in jobs if j.queue_name != "work")
+            job_page = await http.get(f"/jobs/{far.id}?queue=work")
+            assert job_page.status_code == 200 and far.id in job_page.text
