@@ -488,12 +488,14 @@ class Store(Admin):
         return Partitions(int(count or 1), int(span), limited)
 
     async def node_of(self, keys: QueueKeys) -> str | None:
-        """The cluster master (host:port) that holds queue ``keys``; None off a cluster."""
+        """The cluster master (host:port) that holds queue ``keys``, from the slot map the
+        connection keeps (after its first command); None off a cluster."""
         if not self.connection.is_cluster:
             return None
-        client = self.connection.client
-        slot = await self._guard(client.cluster_keyslot(keys.ready))
-        return str(client.nodes_manager.get_node_from_slot(slot).name)
+        from redis.crc import key_slot  # the slot, computed here: no command sent
+
+        nodes = self.connection.client.nodes_manager
+        return str(nodes.get_node_from_slot(key_slot(keys.ready.encode())).name)
 
     async def set_partitions(self, keys: QueueKeys, count: int) -> Partitions:
         """Route new jobs of queue ``keys`` to ``count`` partitions (workers keep serving the
