@@ -10,6 +10,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 
 from asyncjobs import Queue
 
@@ -150,3 +151,47 @@ def test_the_cli_names_the_master_of_each_partition(redis_cluster: RedisCluster)
     masters = {f"127.0.0.1:{node.port}" for node in redis_cluster.nodes}
     shown = {m for m in masters if m in result.output}
     assert shown == masters and "node" in result.output
+
+
+async def test_an_idle_worker_blocks_on_every_partition_without_polling(
+    redis_cluster: RedisCluster,
+) -> None:
+    """Idle on six partitions over three masters, a worker sends next to nothing for two
+    seconds (a 50 ms poll of six partitions would send 240 commands), and an enqueue to any
+    partition wakes it at once."""
+    from asyncjobs import Worker, WorkerSettings
+
+    name = f"idle-{uuid.uuid4().hex[:6]}"
+    masters = [aioredis.Redis(port=node.port) for node in redis_cluster.nodes]
+
+    async def commands() -> int:
+        total = 0
+        for master in masters:
+            stats = await master.info("commandstats")
+            total += sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+        return total
+
+    async with Queue(redis_cluster.url, name=name) as queue:
+        await queue.set_partitions(6)
+        settings = WorkerSettings(
+            redis_url=redis_cluster.url, functions=[count_run], queues=[name], lease_seconds=30
+        )
+        worker = Worker(settings)
+        run = asyncio.create_task(worker.run(handle_signals=False))
+        try:
+            first = await queue.enqueue(count_run, f"test:{{{name}}}")
+            await first.result(timeout=10)  # started, served, now idle
+            await asyncio.sleep(0.3)
+            before = await commands()
+            await asyncio.sleep(2.0)
+            sent = await commands() - before
+            assert sent <= 12, f"{sent} commands in two idle seconds"
+            jobs = await queue.enqueue_many([(count_run, (f"test:{{{name}}}",), {})] * 30)
+            assert len({j.queue_name for j in jobs}) == 6
+            for job in jobs:
+                await job.result(timeout=10)
+        finally:
+            worker.stop()
+            await run
+            for master in masters:
+                await master.aclose()
