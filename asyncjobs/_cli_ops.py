@@ -302,7 +302,7 @@ def partitions(
     """Show QUEUE's partitions (jobs waiting and running in each), or set their number.
 
     Each partition is a queue with its own hash tag, so on a Redis Cluster one queue uses
-    several nodes. Producers and workers follow within seconds; a smaller COUNT loses nothing
+    several nodes. Workers follow at once, producers within seconds; a smaller COUNT loses nothing
     (workers drain the partitions it drops).
 
     Example: asyncjobs partitions emails 6

@@ -9,6 +9,7 @@ stable; a random id spreads jobs evenly). A workflow goes to the next partition 
 
 from __future__ import annotations
 
+import asyncio
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -54,17 +55,26 @@ class Router:
 
 
 class PartitionWatch:
-    """A worker's view of its queues' partitions: which physical queues to serve."""
+    """A worker's view of its queues' partitions: which physical queues to serve, read again
+    whenever a queue's count changes (``changed``, called from the worker's subscription)."""
 
     PART = "partitions"
-    #: Seconds between reads of the queues' partition counts (a change is served this soon).
-    interval = 5.0
 
     def __init__(self, store: Store, queues: Sequence[str], prefix: str) -> None:
         self.store = store
         self.queues = list(queues)
         self.prefix = prefix
         self._served: set[str] = set(queues)
+        self._changed = asyncio.Event()
+
+    def changed(self, queue_name: str | None) -> None:
+        """A queue's partition count changed (None: any may have)."""
+        self._changed.set()
+
+    async def wait(self) -> None:
+        """Until a change was announced since the last wait."""
+        await self._changed.wait()
+        self._changed.clear()
 
     async def added(self) -> list[QueueKeys]:
         """The partitions that are not served yet (every one the queues ever had)."""

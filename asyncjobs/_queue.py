@@ -152,9 +152,9 @@ class Queue(QueueOperations):
 
     async def set_partitions(self, count: int, queue_name: str | None = None) -> Partitions:
         """Spread a queue over ``count`` partitions (1 to 256), each a queue with its own hash
-        tag, so that on a Redis Cluster it uses several nodes. Producers and workers follow
-        within seconds; a smaller count strands nothing: workers keep serving the partitions
-        it dropped (see docs/cluster.md)."""
+        tag, so that on a Redis Cluster it uses several nodes. Workers are told at once,
+        producers follow within PARTITIONS_REFRESH seconds; a smaller count strands nothing:
+        workers keep serving the partitions it dropped (see docs/cluster.md)."""
         check_partitions(count)
         name = queue_name or self.name
         if logical_name(name) != name:

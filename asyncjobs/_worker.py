@@ -138,7 +138,13 @@ class Worker:
             registry=self.registry,
             queues=cron_queues,
         )
-        cancels = CancelListener(connection, self.keys, self.running, on_cron_change=cron.changed)
+        cancels = CancelListener(
+            connection,
+            self.keys,
+            self.running,
+            on_cron_change=cron.changed,
+            on_partition_change=watch.changed,
+        )
         try:
             with suppressed():  # the worker's own Redis calls never show in the app's traces
                 await connection.check()
@@ -272,10 +278,11 @@ class Worker:
         cancels: CancelListener,
         claimer: Claimer,
     ) -> Callable[[], Awaitable[None]]:
-        """Every few seconds: serve the partitions a queue gained (set_partitions)."""
+        """Serve the partitions a queue gained, once its change is announced (woken by the
+        subscription, never polling)."""
 
         async def step() -> None:
-            await asyncio.sleep(watch.interval)
+            await watch.wait()
             added = await watch.added()
             if added:
                 await self._serve(added, keeper, cancels, claimer)

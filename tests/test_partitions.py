@@ -10,7 +10,6 @@ from typing import Any
 import pytest
 
 from asyncjobs import Context, Queue, task
-from asyncjobs._partitions import PartitionWatch
 from asyncjobs._store import MAX_PARTITIONS, Partitions, partition_name
 
 from .conftest import key_count, run_burst
@@ -51,9 +50,8 @@ def counter(queue_name: str) -> str:
 
 @pytest.fixture(autouse=True)
 def quick_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Producers and workers re-read the partition count within a tenth of a second."""
+    """Producers re-read the partition count within a tenth of a second (workers are told)."""
     monkeypatch.setattr("asyncjobs._queue.PARTITIONS_REFRESH", 0.1)
-    monkeypatch.setattr(PartitionWatch, "interval", 0.1)
 
 
 async def waiting(queue: Queue, name: str | None = None) -> int:

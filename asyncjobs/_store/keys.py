@@ -70,6 +70,11 @@ class QueueKeys:
         return f"{self.tag}:partitions"
 
     @property
+    def partition_changes(self) -> str:
+        """Pub/sub channel: the new partition count, when `set_partitions` changes it."""
+        return f"{self.tag}:partition-changes"
+
+    @property
     def ready(self) -> str:
         """ZSET of runnable job ids, score = priority band then FIFO sequence."""
         return f"{self.tag}:ready"
