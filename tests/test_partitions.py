@@ -381,3 +381,21 @@ async def test_the_dashboard_shows_a_partitioned_queue_as_one(backend_url: str) 
             far = next(j for j in jobs if j.queue_name != "work")
             job_page = await http.get(f"/jobs/{far.id}?queue=work")
             assert job_page.status_code == 200 and far.id in job_page.text
+
+
+async def test_forgetting_a_partitioned_queue_refuses_while_any_partition_holds_jobs(
+    queue: Queue,
+) -> None:
+    from asyncjobs import QueueInUse
+
+    await queue.set_partitions(3)
+    jobs = await queue.enqueue_many([("t", (i,), {}) for i in range(30)])
+    far = next(j for j in jobs if j.queue_name != queue.name)
+    with pytest.raises(QueueInUse, match="waiting or running"):
+        await queue.forget_queue(queue.name)
+    assert await queue.partitions() == Partitions(3, 3), "nothing was forgotten"
+    assert await queue.job(far.id).status() == "queued"
+    assert await queue.purge() == 30
+    await queue.forget_queue(queue.name)
+    assert queue.name not in await queue.queue_names()
+    assert await queue.partitions() == Partitions(1, 1), "the count went with the queue"
