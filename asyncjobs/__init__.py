@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
 from ._context import Context
 from ._cron import CronInfo, CronJob, cron
 from ._errors import (
@@ -36,10 +34,16 @@ from ._task import Task, task
 from ._worker import Worker
 from ._workflow import Chain, Chord, Group, Signature, chain, chord, group
 
-try:
-    __version__ = version("asyncjobs-redis")  # the distribution name, not the import name
-except PackageNotFoundError:  # running from a source tree that was not installed
-    __version__ = "0+unknown"
+
+def __getattr__(name: str) -> str:
+    """``asyncjobs.__version__``, read from the installed metadata only when asked for (reading
+    it costs more start-up time than any module of the package)."""
+    if name == "__version__":
+        from ._presence import package_version
+
+        return package_version()
+    raise AttributeError(f"module 'asyncjobs' has no attribute {name!r}")
+
 
 __all__ = [
     "AsyncJobsError",

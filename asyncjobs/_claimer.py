@@ -106,6 +106,7 @@ class Claimer:
             await self.running.freed.wait()
             return False
         next_due_ms, due_queue, suspects_left = -1, self.queues[0], False
+        finished_before = self.running.finished
         order = self._order()
         self._turn += 1
         prefetched, self._prefetched = self._prefetched, None
@@ -137,6 +138,11 @@ class Claimer:
                     await self.running.freed.wait()
             return False
         if self.burst and not (self.burst_waits_for_deferred and next_due_ms >= 0):
+            if self.running.finished != finished_before:
+                # A job ended while the claims were in flight: Redis may have run a claim while
+                # that job still held its concurrency slot (the ack on another connection came
+                # back first), and the slot it gave back readied a job the claim could not see.
+                return False
             return await self._until_running_done()
         if self.stopping.is_set():
             return True  # (see the top)

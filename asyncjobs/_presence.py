@@ -4,6 +4,7 @@ another's on a shared queue."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -34,6 +35,7 @@ class WorkerInfo(BaseModel):
     tasks: list[str] = []
 
 
+@functools.cache
 def package_version() -> str:
     """The installed asyncjobs version (what a worker reports and `--version` prints)."""
     from importlib.metadata import PackageNotFoundError, version

@@ -18,12 +18,12 @@ import contextvars
 import functools
 import os
 from collections.abc import Awaitable, Callable, Iterator, Sequence
-from importlib.metadata import PackageNotFoundError, version
 from typing import TYPE_CHECKING, Any, Literal
 
 import orjson
 
 from ._errors import Retry
+from ._presence import package_version
 
 if TYPE_CHECKING:
     from ._context import Context
@@ -61,14 +61,6 @@ TraceParent = Literal["link", "child"]
 
 SYSTEM = "asyncjobs"
 _INSTRUMENTATION = "asyncjobs"
-
-
-@functools.cache
-def _version() -> str:
-    try:
-        return version("asyncjobs")
-    except PackageNotFoundError:  # a source tree that was not installed
-        return "0+unknown"
 
 
 # -- suppression of the worker's own Redis traffic ---------------------------------------------
@@ -119,7 +111,7 @@ class Tracing:
     ) -> None:
         self._provider: TracerProvider | None = provider
         source = provider if provider is not None else trace
-        self.tracer = source.get_tracer(_INSTRUMENTATION, _version())
+        self.tracer = source.get_tracer(_INSTRUMENTATION, package_version())
         self.client_id = client_id
         self.child = trace_parent == "child"
 

@@ -514,7 +514,7 @@ def enqueue(
             try:
                 async with timeout(wait):
                     await _cli_progress.follow(job, lines_in_pipe=False)
-            except TimeoutError:
+            except (TimeoutError, asyncio.TimeoutError):  # two classes on Python 3.10
                 status = (await job.status()).value
                 fail(
                     f"job {job.id} did not finish within {wait:g}s (it is {status}); "

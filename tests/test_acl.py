@@ -25,3 +25,22 @@ def test_every_redis_call_of_the_store_is_in_the_rules() -> None:
 def test_every_command_a_script_calls_is_in_the_rules() -> None:
     assert {"evalsha", "zpopmin", "xadd", "publish"} <= set(commands())
     assert script_commands() <= set(commands())
+
+
+def test_a_denied_key_inside_a_script_is_a_configuration_error_on_every_server() -> None:
+    """Redis 7.0, Redis 8 and Valkey word a key the ACL denies inside a script differently; each
+    must reach the user as the ACL hint, not as a bare command error."""
+    from redis.exceptions import ResponseError
+
+    from asyncjobs import ConfigurationError
+    from asyncjobs._store.errors import translate
+
+    for reply in (
+        "NOPERM this user has no permissions to access one of the keys used as arguments",
+        "ERR Error running script: The user executing the script can't access at least one of "
+        "the keys mentioned in the command script: abc",
+        "ACL failure in script: No permissions to access a key script: abc, on @user_script:45.",
+    ):
+        error = translate(ResponseError(reply), "redis://producer:***@127.0.0.1:6379/0")
+        assert isinstance(error, ConfigurationError), reply
+        assert "docs/security.md" in str(error)

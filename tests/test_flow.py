@@ -36,6 +36,50 @@ async def limited(ctx: Context, running: str, peak: str) -> None:
     await ctx.queue.client.decr(running)
 
 
+async def test_a_burst_does_not_end_on_a_claim_answered_after_a_job_ended() -> None:
+    """On a cluster, claims and acks travel on different connections: Redis can run a claim
+    while a concurrency group's slots are still held (every job it finds is blocked), and answer
+    it after the acks that freed those slots (and readied the blocked jobs). A burst worker that
+    ended on that empty claim stranded the group's jobs; it must claim once more instead."""
+    from asyncjobs._claimer import Claimer
+    from asyncjobs._running import ClaimedJob, RunningJobs
+    from asyncjobs._store import Claim, QueueKeys
+
+    keys = QueueKeys("asyncjobs", "q")
+    running = RunningJobs()
+    release = asyncio.Event()
+
+    async def holds_its_slot(job: ClaimedJob) -> None:
+        await release.wait()
+
+    running.start(ClaimedJob(keys, "held", "t", b"", 1, 1, 0, 0, "w:1"), holds_its_slot)
+    claims: list[int] = []
+
+    class Store:
+        async def claim(self, *args: Any) -> Claim:
+            claims.append(len(running))
+            if len(claims) == 1:  # the slot holder's ack lands while this reply is on its way
+                running.freed.clear()
+                release.set()
+                await running.freed.wait()
+            return Claim(next_due_ms=-1, now_ms=0, suspects_waiting=False, suspect=None)
+
+    claimer = Claimer(
+        store=Store(),  # type: ignore[arg-type]
+        queues=[keys],
+        running=running,
+        worker_id="w",
+        concurrency=10,
+        lease_seconds=30,
+        start=lambda job: None,
+        stopping=asyncio.Event(),
+        burst=True,
+    )
+    assert await claimer.step() is False, "a job ended during the claim: claim again"
+    assert await claimer.step() is True, "nothing ended during this one: the burst is done"
+    assert claims == [1, 0]
+
+
 async def test_max_concurrency_holds_across_two_workers(queue: Queue, start_worker: Any) -> None:
     running, peak = counters()
     jobs = await queue.enqueue_many([(limited, (running, peak), {}) for _ in range(30)])

@@ -7,7 +7,7 @@ import asyncio
 import os
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from asyncjobs._presence import app_fingerprint
 from asyncjobs._store import Store
 
 from .conftest import run_burst
+from .waiting import wait_until
 
 
 @task(name="ops_add", backoff=0)
@@ -35,17 +36,6 @@ async def flaky(ctx: Context) -> str:
 @task(name="ops_broken", retry_on=())
 async def broken(ctx: Context) -> None:
     raise ValueError("always")
-
-
-async def wait_until(
-    condition: Callable[[], Awaitable[bool]], timeout: float = 10.0, what: str = "it"
-) -> None:
-    """Wait for ``condition`` (checked every 20 ms), failing after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while not await condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
 
 
 @pytest.fixture
@@ -89,7 +79,9 @@ async def test_a_paused_queue_holds_its_jobs_while_its_worker_blocks(
     assert await queue.resume() and not await queue.resume()
     assert [await j.result(timeout=5) for j in jobs] == [0, 2, 4]
     assert time.monotonic() - started < 1.0, "resume wakes the blocked worker at once"
-    assert not await queue.is_paused() and worker.jobs_done == 4
+    assert not await queue.is_paused()
+    # the count follows the ack's reply, a moment after the results are readable
+    await wait_until(lambda: _true(worker.jobs_done == 4), what="the worker to count 4 jobs")
 
 
 async def test_running_jobs_finish_while_paused_and_pause_outlives_a_restart(

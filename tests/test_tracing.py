@@ -21,6 +21,7 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
+import asyncjobs
 from asyncjobs import Context, JobFailed, JobStatus, Queue, chain, cron, task
 
 from . import otel_tasks as tasks
@@ -144,6 +145,9 @@ async def test_a_request_its_send_and_the_process_span_are_connected(
     [request] = [s for s in exporter.get_finished_spans() if s.kind is trace.SpanKind.SERVER]
     [send] = [s for s in exporter.get_finished_spans() if s.name == f"send {queue.name}"]
     assert send.kind is trace.SpanKind.PRODUCER
+    scope = send.instrumentation_scope
+    assert scope is not None and (scope.name, scope.version) == ("asyncjobs", asyncjobs.__version__)
+    assert scope.version != "0+unknown", "the installed distribution's version"
     assert send.parent is not None and send.parent.span_id == request.context.span_id  # type: ignore[union-attr]
     assert dict(send.attributes or {}) == {
         "messaging.system": "asyncjobs",

@@ -9,7 +9,10 @@ from typing import Any
 
 
 async def wait_until(
-    check: Callable[[], Awaitable[Any]], timeout: float, what: str, interval: float = 0.01
+    check: Callable[[], Awaitable[Any]],
+    timeout: float = 10.0,
+    what: str = "it",
+    interval: float = 0.01,
 ) -> Any:
     """Call ``check`` until it returns something truthy; fail with ``what`` after ``timeout``."""
     deadline = time.monotonic() + timeout

@@ -159,7 +159,7 @@ class Connection:
 
         nodes, username, password, _ = _split_hosts(self.url)
         self._node_auth = {"username": username, "password": password}
-        return RedisCluster(
+        return RedisCluster(  # type: ignore[abstract,unused-ignore]  # redis-py 5's stubs
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
             username=username,
             password=password,

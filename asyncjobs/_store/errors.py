@@ -46,7 +46,9 @@ def translate(exc: BaseException, where: str) -> BaseException:
     text = (str(exc) or type(exc).__name__).strip().rstrip(".")
     word = text.split(" ", 1)[0].upper()
     # NOPERM outside a script; inside one, Redis says the user "can't access" a key or command
-    denied = "can't access at least one of the" in text or "no permissions to" in text
+    # ("No permissions to access a key" on Redis 8 and Valkey 9)
+    lowered = text.lower()
+    denied = "can't access at least one of the" in lowered or "no permissions to" in lowered
     if isinstance(exc, rx.NoPermissionError) or word == "NOPERM" or denied:
         return ConfigurationError(
             f"Redis at {where} refused a command: {text}. Give this user the ACL that "

@@ -34,7 +34,7 @@ except ImportError:  # pragma: no cover - a redis-py without it: every error is 
 #: How often, and how far apart, a command is retried on a lost connection: for the Wire and
 #: for the redis-py client of _connection alike.
 RETRIES = 3
-BACKOFF = ExponentialBackoff(cap=2.0, base=0.05)
+BACKOFF = ExponentialBackoff(cap=2.0, base=0.05)  # type: ignore[no-untyped-call,unused-ignore]
 
 
 class _Protocol(asyncio.Protocol):
@@ -158,7 +158,7 @@ class Wire:
                     if isinstance(exc, RedisConnectionError):
                         raise
                     raise RedisConnectionError(f"cannot reach Redis: {exc}") from exc
-                await asyncio.sleep(BACKOFF.compute(failures + 1))
+                await asyncio.sleep(BACKOFF.compute(failures + 1))  # type: ignore[no-untyped-call,unused-ignore]
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def block_then(self, blocking: tuple[Any, ...], then: tuple[Any, ...]) -> Any:

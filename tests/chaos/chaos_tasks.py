@@ -1,6 +1,7 @@
 """Tasks and worker settings for the chaos suite, run in subprocesses by `asyncjobs worker`.
 
-Every task records its own runs in Redis (the checks never trust the library's counters).
+Every task records its own runs in Redis (the checks never trust the library's counters), but
+``record_in_file``, for faults that cut the task's own Redis calls too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,21 @@ async def record(ctx: Context, runs_key: str, sleep_ms: int = 0, touch_after: bo
         await asyncio.sleep(sleep_ms / 1000)
     if touch_after:
         await ctx.queue.client.hincrby(runs_key + ":done", ctx.job_id, 1)
+    return os.getpid()
+
+
+@task
+async def record_in_file(ctx: Context, path: str, sleep_ms: int = 0) -> int:
+    """Append this run's job id to ``path`` (one line, O_APPEND), then hold the slot: a record
+    that no Redis fault can cut or double (a task's own command, cut after Redis ran it, fails
+    the try, and the retry counts again: at-least-once working as it should)."""
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT)
+    try:
+        os.write(fd, (ctx.job_id + "\n").encode())  # one write: lines never interleave
+    finally:
+        os.close(fd)
+    if sleep_ms:
+        await asyncio.sleep(sleep_ms / 1000)
     return os.getpid()
 
 
@@ -61,7 +77,7 @@ async def churn(ctx: Context, n: int) -> str:
     return f"result {n}"
 
 
-FUNCTIONS = [record, timed, kill_my_worker]
+FUNCTIONS = [record, record_in_file, timed, kill_my_worker]
 
 #: Short leases so a killed worker's jobs come back within about a second; tries and stalls
 #: high enough that a job in flight during every kill of a run still succeeds.

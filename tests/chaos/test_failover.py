@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ import redis.asyncio as aioredis
 
 from asyncjobs import JobStatus, Queue, RedisUnavailable
 
-from ..redis_server import RedisServer, free_port
+from ..redis_server import RedisServer, find_server, free_port
 from .helpers import ROOT, unique, wait_until
 
 JOBS_BEFORE = 2000
@@ -55,7 +54,7 @@ class SentinelSet:
         self.replica = RedisServer(
             extra_args=("--replicaof", "127.0.0.1", str(self.master.port))
         ).start()
-        binary = shutil.which("redis-server") or "redis-server"
+        binary = find_server().path  # the tests' server (Valkey has sentinel mode too)
         for i in range(3):
             port = free_port()
             config = self.workdir / f"sentinel-{i}.conf"
@@ -81,19 +80,22 @@ class SentinelSet:
         return f"redis+sentinel://{hosts}/jobs/0"
 
     def stop(self) -> None:
+        """Stop whatever started, also after a start that failed half way."""
         for proc in self.sentinels:
             if proc.poll() is None:
                 proc.terminate()
                 proc.wait(10)
-        self.replica.cleanup()
-        self.master.cleanup()
+        for name in ("replica", "master"):
+            server: RedisServer | None = getattr(self, name, None)
+            if server is not None:
+                server.cleanup()
 
 
 @pytest.fixture
 def sentinel_set(tmp_path: Path) -> Iterator[SentinelSet]:
-    group = SentinelSet(tmp_path).start()
+    group = SentinelSet(tmp_path)
     try:
-        yield group
+        yield group.start()
     finally:
         group.stop()
 
