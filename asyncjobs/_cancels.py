@@ -1,5 +1,5 @@
 """Listens for cancel requests of running jobs (the cancel script publishes their ids) and for
-changes to the queues' crontabs, on one subscription."""
+changes to the queues' crontabs and partition counts, on one subscription."""
 
 from __future__ import annotations
 
@@ -31,13 +31,25 @@ class CancelListener:
         queues: Sequence[QueueKeys],
         running: RunningJobs,
         on_cron_change: Callable[[str | None], None] | None = None,
+        on_partition_change: Callable[[str | None], None] | None = None,
     ) -> None:
         self.connection = connection
         self.channels = [keys.cancel for keys in queues]
         self.running = running
         self.on_cron_change = on_cron_change
         self._cron_channels = {keys.cron_changes: keys.name for keys in queues}
+        self.on_partition_change = on_partition_change
+        self._partition_channels = {keys.partition_changes: keys.name for keys in queues}
         self._pubsub: Any = None
+
+    async def add_queues(self, queues: Sequence[QueueKeys]) -> None:
+        """Listen on more queues' cancel channels too (a request missed meanwhile still
+        stops its job at the next lease tick: the cancel revoked the lease)."""
+        channels = [keys.cancel for keys in queues]
+        self.channels += channels
+        if self._pubsub is not None:  # only sends: the reading step goes on
+            with contextlib.suppress(Exception):  # a lost subscription resubscribes to all
+                await self._pubsub.subscribe(*channels)
 
     async def step(self) -> None:
         """Read one message (subscribing first if need be)."""
@@ -45,9 +57,14 @@ class CancelListener:
             if self._pubsub is None:
                 self._pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
                 cron_channels = list(self._cron_channels) if self.on_cron_change else []
+                if self.on_partition_change is not None:
+                    cron_channels += list(self._partition_channels)
                 await self._pubsub.subscribe(*self.channels, *cron_channels)
+                # a change may have been missed while there was no subscription
                 if self.on_cron_change is not None:
                     self.on_cron_change(None)
+                if self.on_partition_change is not None:
+                    self.on_partition_change(None)
             message = await self._pubsub.get_message(timeout=None)
         except Exception as exc:
             await self.close()
@@ -57,11 +74,14 @@ class CancelListener:
             raise mapped from exc
         if message and message.get("type") == "message":
             channel = message["channel"]
-            queue_name = self._cron_channels.get(
-                channel.decode() if isinstance(channel, bytes) else channel
-            )
+            channel = channel.decode() if isinstance(channel, bytes) else channel
+            queue_name = self._cron_channels.get(channel)
             if queue_name is not None and self.on_cron_change is not None:
                 self.on_cron_change(queue_name)
+                return
+            queue_name = self._partition_channels.get(channel)
+            if queue_name is not None and self.on_partition_change is not None:
+                self.on_partition_change(queue_name)
                 return
             job_id = message["data"].decode()
             if self.running.cancel("cancelled", job_id):

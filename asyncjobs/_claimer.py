@@ -1,5 +1,6 @@
 """The claim loop: claim when Redis says there is work, block on the wake keys when there is
-none, never poll. Queues are served in the order listed (strict priority)."""
+none, never poll. Queues are served in the order listed (strict priority); the partitions of a
+partitioned queue take turns being first, so none starves."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any
 
 from ._compat import timeout
 from ._running import ClaimedJob, RunningJobs
-from ._store import Claim, QueueKeys, Store
+from ._store import Claim, QueueKeys, Store, logical_name
 
 log = logging.getLogger("asyncjobs.worker")
 
@@ -40,8 +41,11 @@ class Claimer:
         burst_waits_for_deferred: bool = False,
     ) -> None:
         self.store = store
-        self.queues = list(queues)
-        self.wake_keys = [keys.wake for keys in self.queues]
+        self.queues: list[QueueKeys] = []
+        self.wake_keys: list[str] = []
+        self._groups: list[list[QueueKeys]] = []  # the queues, each with its partitions
+        self._turn = 0  # which partition of each queue is claimed from first this step
+        self.add_queues(queues)
         self.running = running
         self.worker_id = worker_id
         self.concurrency = concurrency
@@ -53,9 +57,31 @@ class Claimer:
         self.budget = burst_max_jobs if burst else None
         self.burst_waits_for_deferred = burst_waits_for_deferred
         self._suspect: ClaimedJob | None = None  # the one suspect this worker carries
-        self._prefetched: Claim | None = None  # the first queue's claim, run behind a wake-up
+        #: the claim of the queue first in turn, run behind a wake-up
+        self._prefetched: tuple[QueueKeys, Claim] | None = None
         self._wait_next: tuple[int, QueueKeys, int] | None = None  # the wait the next step does
         self._pokes: set[asyncio.Task[Any]] = set()
+
+    def add_queues(self, queues: Sequence[QueueKeys]) -> None:
+        """Serve more queues (new partitions of a queue join its turn); the next wait blocks
+        on their wake keys too."""
+        for keys in queues:
+            if keys in self.queues:
+                continue
+            self.queues.append(keys)
+            self.wake_keys.append(keys.wake)
+            group = logical_name(keys.name)
+            for members in self._groups:
+                if logical_name(members[0].name) == group:
+                    members.append(keys)
+                    break
+            else:
+                self._groups.append([keys])
+
+    def _order(self) -> list[QueueKeys]:
+        """This step's claim order: the queues as listed, each queue's partitions rotated."""
+        turn = self._turn
+        return [k for g in self._groups for k in (g[turn % len(g) :] + g[: turn % len(g)])]
 
     def _carries_suspect(self) -> bool:
         job = self._suspect
@@ -81,9 +107,14 @@ class Claimer:
             return False
         next_due_ms, due_queue, suspects_left = -1, self.queues[0], False
         finished_before = self.running.finished
-        for keys in self.queues:
-            if self._prefetched is not None:  # asked for no more than `free` slots: still fits
-                claim, self._prefetched = self._prefetched, None
+        order = self._order()
+        self._turn += 1
+        prefetched, self._prefetched = self._prefetched, None
+        if prefetched is not None:
+            order = [prefetched[0]] + [k for k in order if k != prefetched[0]]
+        for keys in order:
+            if prefetched is not None:  # asked for no more than `free` slots: still fits
+                claim, prefetched = prefetched[1], None
             else:
                 claim = await self.store.claim(
                     keys, self.worker_id, free, self.lease_ms, not self._carries_suspect()
@@ -147,9 +178,10 @@ class Claimer:
 
     async def _block_until_woken(
         self, next_due_ms: int, due_queue: QueueKeys, free: int
-    ) -> Claim | None:
+    ) -> tuple[QueueKeys, Claim] | None:
         """Block on the wake keys until an enqueue (or retry, or recovery) writes one; with a
-        Wire the first queue's claim comes back with the wake-up (see Store.wait_then_claim).
+        Wire the claim of the queue first in turn comes back with the wake-up (see
+        Store.wait_then_claim).
 
         Redis checks blocking timeouts only ``hz`` times a second (100 ms by default), so for a
         deferred job's due time we set our own timer and write the wake key ourselves when it
@@ -159,11 +191,14 @@ class Claimer:
         if next_due_ms >= 0:
             loop = asyncio.get_running_loop()
             timer = loop.call_later(next_due_ms / 1000, self._poke, due_queue)
+        first = self._order()[0]
         try:
             claim = self.store.claim_command(
-                self.queues[0], self.worker_id, free, self.lease_ms, not self._carries_suspect()
+                first, self.worker_id, free, self.lease_ms, not self._carries_suspect()
             )
-            return await self.store.wait_then_claim(self.wake_keys, MAX_BLOCK_SECONDS, claim)
+            wake_keys = list(self.wake_keys)  # add_queues may grow the list meanwhile
+            got = await self.store.wait_then_claim(wake_keys, MAX_BLOCK_SECONDS, claim)
+            return None if got is None else (first, got)
         finally:
             if timer is not None:
                 timer.cancel()

@@ -291,7 +291,47 @@ def forget(
     typer.echo(f"forgot queue {name!r}")
 
 
+def partitions(
+    queue: str = typer.Argument(..., metavar="QUEUE"),
+    count: int | None = typer.Argument(
+        None, metavar="[COUNT]", help="Spread QUEUE over this many partitions (1 to 256)."
+    ),
+    redis_url: str | None = RedisUrlOption,
+    prefix: str | None = PrefixOption,
+) -> None:
+    """Show QUEUE's partitions (jobs waiting and running in each), or set their number.
+
+    Each partition is a queue with its own hash tag, so on a Redis Cluster one queue uses
+    several nodes. Workers follow at once, producers within seconds; a smaller COUNT loses nothing
+    (workers drain the partitions it drops).
+
+    Example: asyncjobs partitions emails 6
+    """
+    name = queue_name(queue)
+
+    async def go() -> tuple[Any, list[Any], list[str | None]]:
+        async with _queue(redis_url, prefix, name) as q:
+            if count is not None:
+                try:
+                    await q.set_partitions(count)
+                except ValueError as exc:
+                    fail(str(exc))
+            parts = await q.partition_stats(minutes=0, hours=0)
+            nodes = [await q.store.node_of(q.keys_for(p.name)) for p in parts]
+            return await q.partitions(), parts, nodes
+
+    layout, parts, nodes = run(go)
+    drained = f" (workers still drain {layout.span})" if layout.span > layout.count else ""
+    typer.echo(f"queue {name!r}: {layout.count} partition(s){drained}")
+    columns = ["partition", "queued", "deferred", "in progress", "dead letters"]
+    rows = [[s.name, s.queued, s.deferred, s.in_progress, s.dead_letters] for s in parts]
+    if any(nodes):  # a cluster: which master holds each
+        columns.append("node")
+        rows = [[*row, node] for row, node in zip(rows, nodes, strict=True)]
+    print_table(f"partitions of {name}", columns, rows)
+
+
 def register(app: typer.Typer) -> None:
     """Add these commands to the `asyncjobs` app."""
-    for command in (pause, resume, stats, jobs, cancel, purge, workers, forget):
+    for command in (pause, resume, stats, jobs, cancel, purge, workers, forget, partitions):
         app.command()(command)

@@ -25,15 +25,19 @@ class JobSource(Protocol):
     @property
     def waiters(self) -> Waiters: ...
     def keys_for(self, queue_name: str) -> QueueKeys: ...
+    async def locate(self, job_id: str, queue_name: str) -> str: ...
 
 
 _RESULT_FIELDS = ("status", "result", "error_type", "error_message", "traceback", "attempts")
 
 
 class Job(Generic[R]):
-    """A handle on a job; cheap to create, holds no state but the id and queue name."""
+    """A handle on a job; cheap to create, holds no state but the id and queue name.
 
-    __slots__ = ("_queue", "_task", "duplicate", "id", "queue_name")
+    ``queue_name`` is the queue's partition that holds the job once known (a handle made by
+    ``queue.job(id)`` on a partitioned queue finds it on first use)."""
+
+    __slots__ = ("_located", "_queue", "_task", "duplicate", "id", "queue_name")
 
     def __init__(
         self,
@@ -43,23 +47,25 @@ class Job(Generic[R]):
         *,
         duplicate: bool = False,
         task: Task[Any, R] | None = None,
+        located: bool = False,
     ) -> None:
         self._queue = queue
         self._task = task
         self.id = job_id
         self.queue_name = queue_name
         self.duplicate = duplicate
+        self._located = located  # True when made by enqueue: the partition is known
 
     def __repr__(self) -> str:
         dup = " duplicate" if self.duplicate else ""
         return f"<Job {self.id} queue={self.queue_name}{dup}>"
 
     async def status(self) -> JobStatus:
-        [raw] = await self._queue.store.job_values(self._keys, self.id, ("status",))
+        [raw] = await self._queue.store.job_values(await self._keys(), self.id, ("status",))
         return JobStatus(raw.decode()) if raw else JobStatus.NOT_FOUND
 
     async def info(self) -> JobInfo:
-        fields = await self._queue.store.job_fields(self._keys, self.id)
+        fields = await self._queue.store.job_fields(await self._keys(), self.id)
         if not fields:
             return JobInfo(id=self.id, queue=self.queue_name, task="", status=JobStatus.NOT_FOUND)
         return job_info_from_fields(self.id, self.queue_name, fields)
@@ -72,7 +78,7 @@ class Job(Generic[R]):
         """
         loop = asyncio.get_running_loop()
         deadline = None if timeout is None else loop.time() + timeout
-        store, keys = self._queue.store, self._keys
+        store, keys = self._queue.store, await self._keys()
         async with self._queue.waiters.listen(keys.events, self.id) as changed:
             while True:
                 changed.clear()
@@ -107,7 +113,8 @@ class Job(Generic[R]):
         it ends; woken by Redis. Changes that come faster than you read coalesce: you always
         see the latest state, in order, never an older one after a newer one."""
         seen: tuple[Any, ...] | None = None
-        async with self._queue.waiters.listen(self._keys.events, self.id) as changed:
+        keys = await self._keys()
+        async with self._queue.waiters.listen(keys.events, self.id) as changed:
             while True:
                 changed.clear()
                 info = await self.info()
@@ -138,13 +145,15 @@ class Job(Generic[R]):
     async def cancel(self) -> bool:
         """Cancel the job: a waiting job never runs, a running one is stopped. False if it
         ended otherwise (or does not exist); True if it is cancelled, now or before."""
-        outcome = await self._queue.store.cancel(self._keys, self.id)
+        outcome = await self._queue.store.cancel(await self._keys(), self.id)
         return outcome in (
             CancelOutcome.CANCELLED_WAITING,
             CancelOutcome.CANCELLED_RUNNING,
             CancelOutcome.ALREADY_CANCELLED,
         )
 
-    @property
-    def _keys(self) -> QueueKeys:
+    async def _keys(self) -> QueueKeys:
+        if not self._located:
+            self.queue_name = await self._queue.locate(self.id, self.queue_name)
+            self._located = True
         return self._queue.keys_for(self.queue_name)

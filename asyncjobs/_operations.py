@@ -8,13 +8,14 @@ script call per batch, each batch read once (so a bulk replay is linear in the d
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from typing import Any
 
 from ._errors import QueueInUse
 from ._models import JobInfo, JobStatus, job_info_from_fields
 from ._presence import WorkerInfo, worker_info
-from ._stats import MAX_HOURS, MAX_MINUTES, QueueStats, queue_stats
+from ._stats import MAX_HOURS, MAX_MINUTES, QueueStats, queue_stats, sum_stats
 from ._store import ForgetOutcome, QueueKeys, Store
 
 #: One call of a bulk script handles this many jobs or dead letters (a few ms of Redis time).
@@ -50,19 +51,32 @@ class QueueOperations:
     def keys_for(self, queue_name: str) -> QueueKeys:
         raise NotImplementedError  # Queue's
 
+    async def partition_names(self, queue_name: str | None = None) -> list[str]:
+        raise NotImplementedError  # Queue's
+
     def _queue_keys(self, queue_name: str | None) -> QueueKeys:
         return self.keys_for(queue_name or self.name)
+
+    async def _each_partition(self, queue_name: str | None) -> list[QueueKeys]:
+        """The queue's partitions (just the queue, when it is not partitioned)."""
+        return [self.keys_for(n) for n in await self.partition_names(queue_name)]
 
     # -- pause -----------------------------------------------------------------------------
 
     async def pause(self, queue_name: str | None = None) -> bool:
         """Stop every worker claiming from the queue (running jobs finish; enqueue goes on).
-        False if it was paused already."""
-        return await self.store.set_paused(self._queue_keys(queue_name), True)
+        False if it was paused already. (Every partition of a partitioned queue.)"""
+        changed = [
+            await self.store.set_paused(k, True) for k in await self._each_partition(queue_name)
+        ]
+        return any(changed)
 
     async def resume(self, queue_name: str | None = None) -> bool:
         """Let workers claim again, at once. False if it was not paused."""
-        return await self.store.set_paused(self._queue_keys(queue_name), False)
+        changed = [
+            await self.store.set_paused(k, False) for k in await self._each_partition(queue_name)
+        ]
+        return any(changed)
 
     async def is_paused(self, queue_name: str | None = None) -> bool:
         return (await self.store.counts(self._queue_keys(queue_name), groups=0)).paused
@@ -73,14 +87,27 @@ class QueueOperations:
         self, queue_name: str | None = None, *, minutes: int = 60, hours: int = 72
     ) -> QueueStats:
         """Counts, pause state, counters, and what ended per minute (the last ``minutes``, up to
-        480) and per hour (the last ``hours``, up to 168): one snapshot, one round trip."""
+        480) and per hour (the last ``hours``, up to 168): one snapshot, one round trip (one
+        per partition of a partitioned queue, added up)."""
+        parts = await self.partition_stats(queue_name, minutes=minutes, hours=hours)
+        if len(parts) == 1:
+            return parts[0]
+        return sum_stats(queue_name or self.name, parts)
+
+    async def partition_stats(
+        self, queue_name: str | None = None, *, minutes: int = 60, hours: int = 72
+    ) -> list[QueueStats]:
+        """stats() of each partition of a partitioned queue (named ``<queue>~p<i>``, the
+        queue itself first); of the queue alone when it has one."""
         if not 0 <= minutes <= MAX_MINUTES or not 0 <= hours <= MAX_HOURS:
             raise ValueError(
                 f"stats() keeps 0..{MAX_MINUTES} minutes and 0..{MAX_HOURS} hours of history"
             )
-        keys = self._queue_keys(queue_name)
-        counts = await self.store.counts(keys, minutes=minutes, hours=hours > 0)
-        return queue_stats(keys.name, counts, minutes, hours)
+        out = []
+        for keys in await self._each_partition(queue_name):
+            counts = await self.store.counts(keys, minutes=minutes, hours=hours > 0)
+            out.append(queue_stats(keys.name, counts, minutes, hours))
+        return out
 
     async def jobs(
         self,
@@ -98,7 +125,10 @@ class QueueOperations:
         status = _status(status)
         if offset < 0 or not 1 <= limit <= MAX_PAGE:
             raise ValueError(f"jobs() takes offset >= 0 and 1 <= limit <= {MAX_PAGE}")
-        keys = self._queue_keys(queue_name)
+        partitions = await self._each_partition(queue_name)
+        if len(partitions) > 1:
+            return await self._partitions_page(status, partitions, offset, limit)
+        keys = partitions[0]
         if status is JobStatus.FAILED:
             entries = await self.store.dead_letter_page(keys, offset, limit)
             return [_dead_letter_info(keys.name, entry, fields) for entry, fields in entries]
@@ -115,16 +145,53 @@ class QueueOperations:
             if fields
         ]
 
+    async def _partitions_page(
+        self, status: JobStatus, partitions: list[QueueKeys], offset: int, limit: int
+    ) -> list[JobInfo]:
+        """jobs() of a partitioned queue: the first ``offset + limit`` of each partition,
+        merged (waiting sets by score, dead letters newest first, recent ones in turn)."""
+        end = offset + limit
+        if status is JobStatus.FAILED:
+            letters = [
+                (entry, keys, fields)
+                for keys in partitions
+                for entry, fields in await self.store.dead_letter_page(keys, 0, end)
+            ]
+            letters.sort(key=lambda e: tuple(int(p) for p in e[0].split("-")), reverse=True)
+            return [_dead_letter_info(k.name, e, f) for e, k, f in letters[offset:end]]
+        if status in _SETS:
+            scored = [
+                (score, keys, job_id)
+                for keys in partitions
+                for job_id, score in await self.store.waiting_scored(keys, _SETS[status], end)
+            ]
+            scored.sort(key=lambda e: e[0])
+            page = [(keys, job_id) for _, keys, job_id in scored[offset:end]]
+        elif status in _RECENT:
+            lists = [await self.store.recent_ids(k, status.value, 0, end) for k in partitions]
+            turns = itertools.zip_longest(
+                *([(k, i) for i in ids] for k, ids in zip(partitions, lists, strict=True))
+            )
+            page = [e for turn in turns for e in turn if e is not None][offset:end]
+        else:
+            raise ValueError(f"jobs() cannot list {status.value} jobs")
+        records = await self.store.jobs_fields([k for k, _ in page], [i for _, i in page])
+        return [
+            job_info_from_fields(job_id, keys.name, fields)
+            for (keys, job_id), fields in zip(page, records, strict=True)
+            if fields
+        ]
+
     async def queue_names(self) -> list[str]:
         """Every queue known here: enqueued to, or served by a worker."""
         return await self.store.queue_names(self.prefix)
 
     async def find_job(self, job_id: str) -> JobInfo | None:
-        """The job with this id in any known queue (one round trip), or None."""
+        """The job with this id in any known queue or partition (one round trip), or None."""
         names = await self.queue_names()
         if self.name not in names:
             names.insert(0, self.name)
-        keys = [self.keys_for(name) for name in names]
+        keys = [k for name in names for k in await self._each_partition(name)]
         records = await self.store.jobs_fields(keys, [job_id] * len(keys))
         for queue, fields in zip(keys, records, strict=True):
             if fields:
@@ -135,9 +202,11 @@ class QueueOperations:
 
     async def dead_letter(self, job_id: str, queue_name: str | None = None) -> JobInfo | None:
         """The dead letter of ``job_id`` (from the index, without reading the stream), or None."""
-        keys = self._queue_keys(queue_name)
-        found = await self.store.dead_letter_of(keys, job_id)
-        return None if found is None else _dead_letter_info(keys.name, *found)
+        for keys in await self._each_partition(queue_name):
+            found = await self.store.dead_letter_of(keys, job_id)
+            if found is not None:
+                return _dead_letter_info(keys.name, *found)
+        return None
 
     async def _find_dead_letters(
         self,
@@ -177,22 +246,23 @@ class QueueOperations:
         `replay_dead_letter` does; returns how many. Reads each dead letter once, in batches,
         and leaves alone those that fail again meanwhile. ``on_progress(read, total)`` is
         called after each batch."""
-        keys = self._queue_keys(queue_name)
-        until = await self.store.newest_dead_letter(keys)
-        if until is None:
-            return 0
-        total = (await self.store.counts(keys, groups=0)).dead_letters
-        after: str | None = "-"
+        partitions = await self._each_partition(queue_name)
+        sizes = [(await self.store.counts(keys, groups=0)).dead_letters for keys in partitions]
+        total = sum(sizes)
         replayed = read = 0
-        while after is not None:
-            batch = await self.store.replay_many(
-                keys, after=after, until=until, task=task or "", limit=BATCH
-            )
-            replayed += batch.replayed
-            after = batch.next
-            read = total if after is None else min(total, read + BATCH)
-            if on_progress is not None:
-                on_progress(read, total)
+        for keys, size in zip(partitions, sizes, strict=True):
+            until = await self.store.newest_dead_letter(keys)
+            after: str | None = "-"
+            start = read
+            while until is not None and after is not None:
+                batch = await self.store.replay_many(
+                    keys, after=after, until=until, task=task or "", limit=BATCH
+                )
+                replayed += batch.replayed
+                after = batch.next
+                read = start + size if after is None else min(start + size, read + BATCH)
+                if on_progress is not None:
+                    on_progress(read, total)
         return replayed
 
     # -- purge and forget ------------------------------------------------------------------
@@ -203,22 +273,35 @@ class QueueOperations:
         """End every queued (ready or waiting for a concurrency slot) and deferred job of the
         queue as CANCELLED; running jobs go on. Returns how many were dropped.
         ``on_progress(dropped, total)`` is called after each batch."""
-        keys = self._queue_keys(queue_name)
-        counts = await self.store.counts(keys)
-        total = counts.ready + counts.deferred + counts.blocked
-        purged, more = 0, True
-        while more:
-            n, more = await self.store.purge_waiting(keys, BATCH)
-            purged += n
-            if on_progress is not None:
-                on_progress(purged, max(total, purged))
+        partitions = await self._each_partition(queue_name)
+        total = 0
+        for keys in partitions:
+            counts = await self.store.counts(keys)
+            total += counts.ready + counts.deferred + counts.blocked
+        purged = 0
+        for keys in partitions:
+            more = True
+            while more:
+                n, more = await self.store.purge_waiting(keys, BATCH)
+                purged += n
+                if on_progress is not None:
+                    on_progress(purged, max(total, purged))
         return purged
 
     async def forget_queue(self, queue_name: str) -> None:
         """Remove a queue that has no jobs, no dead letters and no live workers from the
         queue list (`asyncjobs info`), with its counters, history and settings. Raises
         QueueInUse, saying what is left, otherwise."""
-        keys = self.keys_for(queue_name)
+        partitions = await self._each_partition(queue_name)
+        if len(partitions) > 1:  # refuse before any partition is forgotten
+            for keys in partitions:
+                c = await self.store.counts(keys, groups=0)
+                if c.ready or c.deferred or c.in_progress or c.blocked or c.dead_letters:
+                    await self._forget_one(queue_name, keys)  # raises, saying what is left
+        for keys in reversed(partitions):  # the queue itself last
+            await self._forget_one(queue_name, keys)
+
+    async def _forget_one(self, queue_name: str, keys: QueueKeys) -> None:
         outcome, n = await self.store.forget(keys)
         if outcome is ForgetOutcome.HAS_JOBS:
             raise QueueInUse(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import os
+import time
 from collections.abc import Iterable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar, overload
@@ -14,7 +16,17 @@ from ._job import Job
 from ._models import JobInfo
 from ._operations import QueueOperations
 from ._options import JobDefaults, new_job, split_options
-from ._store import Connection, Enqueued, NewJob, QueueKeys, Store
+from ._partitions import Router
+from ._store import (
+    Connection,
+    Enqueued,
+    NewJob,
+    Partitions,
+    QueueKeys,
+    Store,
+    check_partitions,
+    logical_name,
+)
 from ._task import Task
 from ._waiters import Waiters
 from ._workflow import Node, compile_workflow, is_workflow, template
@@ -24,10 +36,18 @@ R = TypeVar("R")
 #: Jobs per enqueue script call: a batch up to this size is stored all or nothing; a bigger one
 #: is stored chunk by chunk, so no single call holds Redis for long (~15 ms per chunk here).
 ENQUEUE_CHUNK = 1000
+#: Seconds a Queue trusts what it read of a queue's partition count before reading it again
+#: (so producers follow `set_partitions` within this long, without a redeploy).
+PARTITIONS_REFRESH = 5.0
 
 
 def _ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+def _entry_order(entry: str | None) -> tuple[int, ...]:
+    """A stream entry id (``<ms>-<seq>``) as something that sorts by time."""
+    return tuple(int(part) for part in (entry or "0-0").split("-"))
 
 
 class Queue(QueueOperations):
@@ -81,6 +101,8 @@ class Queue(QueueOperations):
         self._defaults = JobDefaults(name, self.idempotency_ttl_ms, max_payload_bytes)
         self._keys: dict[str, QueueKeys] = {}
         self._registered: set[str] = set()
+        self._layouts: dict[str, tuple[float, Router]] = {}
+        self._turns = itertools.count()  # workflows go round the partitions
         self._tracing = _tracing.for_queue(tracing, tracer_provider)
         self.keys_for(name)
 
@@ -122,8 +144,59 @@ class Queue(QueueOperations):
         return keys
 
     def job(self, job_id: str, queue_name: str | None = None) -> Job[Any]:
-        """A handle on any job by id (in this Queue's default queue unless named)."""
+        """A handle on any job by id (in this Queue's default queue unless named; in
+        whichever partition of a partitioned queue holds it)."""
         return Job(self, job_id, queue_name or self.name)
+
+    # -- partitions ------------------------------------------------------------------------
+
+    async def set_partitions(self, count: int, queue_name: str | None = None) -> Partitions:
+        """Spread a queue over ``count`` partitions (1 to 256), each a queue with its own hash
+        tag, so that on a Redis Cluster it uses several nodes. Workers are told at once,
+        producers follow within PARTITIONS_REFRESH seconds; a smaller count strands nothing:
+        workers keep serving the partitions it dropped (see docs/cluster.md)."""
+        check_partitions(count)
+        name = queue_name or self.name
+        if logical_name(name) != name:
+            raise ValueError(f"{name!r} is a partition: set those of {logical_name(name)!r}")
+        await self._register(name)
+        layout = await self.store.set_partitions(self.keys_for(name), count)
+        self._layouts.pop(name, None)
+        return layout
+
+    async def partitions(self, queue_name: str | None = None) -> Partitions:
+        """How a queue is partitioned now (count 1, span 1: it is not), read from Redis."""
+        return (await self._router(queue_name or self.name, fresh=True)).layout
+
+    async def partition_names(self, queue_name: str | None = None) -> list[str]:
+        """The physical queues that may hold a queue's jobs: itself, then ``<name>~p1``..."""
+        name = queue_name or self.name
+        return (await self._router(name)).names(name)
+
+    async def _router(self, queue_name: str, *, fresh: bool = False) -> Router:
+        """The queue's partition layout, read at most every PARTITIONS_REFRESH seconds."""
+        if logical_name(queue_name) != queue_name:
+            return Router(Partitions())  # a partition named directly is one queue
+        now = time.monotonic()
+        cached = self._layouts.get(queue_name)
+        if cached is not None and not fresh and now - cached[0] < PARTITIONS_REFRESH:
+            return cached[1]
+        router = Router(await self.store.partitions(self.keys_for(queue_name)))
+        if len(self._layouts) < 1024 or queue_name in self._layouts:
+            self._layouts[queue_name] = (now, router)
+        return router
+
+    async def locate(self, job_id: str, queue_name: str) -> str:
+        """The physical queue holding ``job_id`` among ``queue_name``'s partitions (the one
+        its id routes to when none does, or when the queue is not partitioned)."""
+        router = await self._router(queue_name)
+        if router.layout.span <= 1:
+            return queue_name
+        home = router.by_key(queue_name, job_id)
+        names = [home] + [n for n in router.names(queue_name) if n != home]
+        keys = [self.keys_for(n) for n in names]
+        records = await self.store.jobs_fields(keys, [job_id] * len(names))
+        return next((n for n, fields in zip(names, records, strict=True) if fields), home)
 
     # -- enqueue ---------------------------------------------------------------------------
 
@@ -145,14 +218,34 @@ class Queue(QueueOperations):
             return await self._enqueue_workflow(task, args, kwargs)  # type: ignore[arg-type]
         options = split_options(kwargs)
         queue_name, job, task_obj = new_job(task, args, kwargs, options, self._defaults)  # type: ignore[arg-type]
-        [(job_id, duplicate)] = await self._enqueue_into(queue_name, [job])
-        return Job(self, job_id, queue_name, duplicate=duplicate, task=task_obj)
+        [(where, (job_id, duplicate))] = await self._enqueue_into(queue_name, [job], [task_obj])
+        return Job(self, job_id, where, duplicate=duplicate, task=task_obj, located=True)
 
-    async def _enqueue_into(self, queue_name: str, jobs: list[NewJob]) -> list[Enqueued]:
-        """Jobs of one queue, one script call per ENQUEUE_CHUNK: (id, duplicate), in order."""
+    async def _enqueue_into(
+        self, queue_name: str, jobs: list[NewJob], tasks: Sequence[Task[Any, Any] | None]
+    ) -> list[tuple[str, Enqueued]]:
+        """Jobs of one queue, one script call per partition and ENQUEUE_CHUNK: (the partition
+        that holds it, (id, duplicate)), in order."""
         if queue_name not in self._registered:
             await self._register(queue_name)
-        keys = self.keys_for(queue_name)
+        router = await self._router(queue_name)
+        if router.layout.count <= 1:
+            stored = await self._enqueue_partition(queue_name, queue_name, jobs)
+            return [(queue_name, entry) for entry in stored]
+        by_partition: dict[str, list[int]] = {}
+        for index, (job, task_obj) in enumerate(zip(jobs, tasks, strict=True)):
+            by_partition.setdefault(router.route(queue_name, job, task_obj), []).append(index)
+        out: list[tuple[str, Enqueued] | None] = [None] * len(jobs)
+        for where, indexes in by_partition.items():
+            stored = await self._enqueue_partition(queue_name, where, [jobs[i] for i in indexes])
+            for i, entry in zip(indexes, stored, strict=True):
+                out[i] = (where, entry)
+        return [entry for entry in out if entry is not None]
+
+    async def _enqueue_partition(
+        self, queue_name: str, where: str, jobs: list[NewJob]
+    ) -> list[Enqueued]:
+        keys = self.keys_for(where)
         tracing = self._tracing
         if tracing is not None and tracing.active():
             return await tracing.send(
@@ -178,11 +271,13 @@ class Queue(QueueOperations):
         if unknown:
             raise TypeError(f"a workflow takes only _queue_name, not {sorted(unknown)}")
         queue_name = options.get("_queue_name") or self.name
-        compiled = compile_workflow(node, queue_name)
         await self._register(queue_name)
+        # A workflow lives in one partition: its members wait on each other in one script.
+        where = (await self._router(queue_name)).spread(queue_name, next(self._turns))
+        compiled = compile_workflow(node, where)
         start = functools.partial(
             self.store.start_workflow,
-            self.keys_for(queue_name),
+            self.keys_for(where),
             compiled.id,
             compiled.kind,
             template(compiled.output),
@@ -196,7 +291,7 @@ class Queue(QueueOperations):
                 await start(trace=stored)
         else:
             await start()
-        return Job(self, compiled.id, queue_name)
+        return Job(self, compiled.id, where, located=True)
 
     async def enqueue_job(self, function: str, /, *args: Any, **kwargs: Any) -> Job[Any]:
         """arq's name for :meth:`enqueue` (the same underscore options apply)."""
@@ -225,9 +320,15 @@ class Queue(QueueOperations):
             count += 1
         jobs: list[Job[Any] | None] = [None] * count
         for queue_name, entries in by_queue.items():
-            replies = await self._enqueue_into(queue_name, [job for _, job, _ in entries])
-            for (index, _, task_obj), (job_id, duplicate) in zip(entries, replies, strict=True):
-                jobs[index] = Job(self, job_id, queue_name, duplicate=duplicate, task=task_obj)
+            replies = await self._enqueue_into(
+                queue_name, [job for _, job, _ in entries], [task for _, _, task in entries]
+            )
+            for (index, _, task_obj), (where, (job_id, duplicate)) in zip(
+                entries, replies, strict=True
+            ):
+                jobs[index] = Job(
+                    self, job_id, where, duplicate=duplicate, task=task_obj, located=True
+                )
         return [job for job in jobs if job is not None]
 
     async def _register(self, queue_name: str) -> None:
@@ -250,28 +351,38 @@ class Queue(QueueOperations):
         """The newest ``limit`` dead letters of a queue, newest first, error fields set; only
         ``task``'s, only those whose error contains ``search`` (case-insensitive), only those
         older than the dead letter ``before`` (a ``dead_letter_id``: the next page)."""
-        keys = self.keys_for(queue_name or self.name)
-        return await self._find_dead_letters(keys, limit, task, search, before)
+        found: list[JobInfo] = []
+        partitions = await self._each_partition(queue_name)
+        for keys in partitions:
+            found += await self._find_dead_letters(keys, limit, task, search, before)
+        if len(partitions) > 1:  # the newest over all of them
+            found.sort(key=lambda info: _entry_order(info.dead_letter_id), reverse=True)
+        return found[:limit]
 
     async def replay_dead_letter(self, job_id: str, queue_name: str | None = None) -> Job[Any]:
-        """Enqueue a dead-lettered job again, same id, fresh tries.
+        """Enqueue a dead-lettered job again, same id, fresh tries (in the partition that
+        holds its dead letter).
 
         Raises DeadLetterNotFound (a LookupError) if no dead letter holds that job.
         """
         name = queue_name or self.name
-        keys = self.keys_for(name)
-        entry = await self.store.find_dead_letter(keys, job_id)
-        if entry is None:
-            raise DeadLetterNotFound(f"no dead letter for job {job_id} in queue {name!r}")
-        if await self.store.replay(keys, entry, job_id) is None:
-            raise DeadLetterNotFound(
-                f"job {job_id} is live again; its dead letter was not replayed"
-            )
-        return Job(self, job_id, name)
+        for keys in await self._each_partition(name):
+            entry = await self.store.find_dead_letter(keys, job_id)
+            if entry is None:
+                continue
+            if await self.store.replay(keys, entry, job_id) is None:
+                raise DeadLetterNotFound(
+                    f"job {job_id} is live again; its dead letter was not replayed"
+                )
+            return Job(self, job_id, keys.name, located=True)
+        raise DeadLetterNotFound(f"no dead letter for job {job_id} in queue {name!r}")
 
     async def purge_dead_letters(self, queue_name: str | None = None) -> int:
-        """Delete every dead letter of a queue; returns how many there were."""
-        return await self.store.purge_dead_letters(self.keys_for(queue_name or self.name))
+        """Delete every dead letter of a queue (of all its partitions); how many there were."""
+        purged = 0
+        for keys in await self._each_partition(queue_name):
+            purged += await self.store.purge_dead_letters(keys)
+        return purged
 
     # -- cron at run time ------------------------------------------------------------------
 

@@ -123,3 +123,69 @@ def queue_stats(name: str, counts: QueueCounts, minutes: int, hours: int) -> Que
         as_of=_when(counts.now_ms),
         **totals,
     )
+
+
+_SUMMED = (
+    "queued", "deferred", "in_progress", "blocked", "dead_letters", "enqueued", "succeeded",
+    "failed", "retried", "recovered", "cancelled", "expired", "replayed", "unknown_task",
+)  # fmt: skip
+
+
+def _sum_buckets(
+    parts: list[list[HistoryBucket]] | list[list[HourlyBucket]], at: str
+) -> list[dict[str, object]]:
+    """Buckets of several partitions added up by their start (the first partition's range)."""
+    merged: dict[datetime, dict[str, object]] = {}
+    for buckets in parts:
+        for bucket in buckets:
+            start = getattr(bucket, at)
+            entry = merged.setdefault(start, {at: start, **dict.fromkeys(OUTCOMES, 0)})
+            for k in OUTCOMES:
+                entry[k] = int(entry[k]) + getattr(bucket, k)  # type: ignore[call-overload]
+    keep = [getattr(b, at) for b in parts[0]]
+    return [merged[start] for start in keep]
+
+
+def sum_stats(name: str, parts: list[QueueStats]) -> QueueStats:
+    """A partitioned queue as one queue: its partitions' stats added up (``parts[0]`` is the
+    queue itself). Workers serve every partition, so the live ones are the most any counts;
+    the queue is paused when every partition is."""
+    first = parts[0]
+    totals = {k: sum(getattr(p, k) for p in parts) for k in _SUMMED}
+    unknown = {u.task: u for p in parts for u in p.unknown_tasks}
+    return QueueStats(
+        name=name,
+        workers=max(p.workers for p in parts),
+        paused=all(p.paused for p in parts),
+        paused_at=first.paused_at if all(p.paused for p in parts) else None,
+        history=[HistoryBucket(**b) for b in _sum_buckets([p.history for p in parts], "minute")],  # type: ignore[arg-type]
+        hourly=[HourlyBucket(**b) for b in _sum_buckets([p.hourly for p in parts], "hour")],  # type: ignore[arg-type]
+        unknown_tasks=sorted(unknown.values(), key=lambda u: u.task),
+        as_of=first.as_of,
+        **totals,
+    )
+
+
+def sum_counts(parts: list[QueueCounts]) -> QueueCounts:
+    """A partitioned queue's snapshot as one queue's (the sizes and counters added up; live
+    workers: the most any partition has, since workers serve every partition)."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    stats: dict[str, int] = {}
+    for part in parts:
+        for k, v in part.stats.items():
+            stats[k] = stats.get(k, 0) + v
+    return QueueCounts(
+        ready=sum(p.ready for p in parts),
+        deferred=sum(p.deferred for p in parts),
+        in_progress=sum(p.in_progress for p in parts),
+        dead_letters=sum(p.dead_letters for p in parts),
+        workers=max(p.workers for p in parts),
+        stats=stats,
+        now_ms=first.now_ms,
+        paused_ms=first.paused_ms if all(p.paused for p in parts) else 0,
+        blocked=sum(p.blocked for p in parts),
+        groups=sum(p.groups for p in parts),
+        unknown_tasks={t: u for p in parts for t, u in p.unknown_tasks.items()},
+    )

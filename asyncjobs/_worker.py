@@ -27,12 +27,14 @@ from ._errors import ConfigurationError, WorkerFailed, WorkerLost
 from ._finisher import Finisher
 from ._leases import LeaseKeeper
 from ._options import JobDefaults
+from ._partitions import PartitionWatch
 from ._presence import describe, package_version
 from ._queue import Queue
 from ._runner import Hooks, Runner
 from ._running import ClaimedJob, RunningJobs
 from ._settings import WorkerSettings
-from ._store import Connection, DeadLettered, QueueKeys, Store
+from ._stats import sum_counts
+from ._store import Connection, DeadLettered, QueueCounts, QueueKeys, Store, logical_name
 from ._supervise import OutageLog, Supervisor
 from ._task import Task
 from ._tracing import for_worker, suppressed, suppressed_context
@@ -95,6 +97,7 @@ class Worker:
             keep_result_ms=int(s.keep_result * 1000),
             dead_letter_cap=s.dead_letter_maxlen,
         )
+        watch = PartitionWatch(store, s.queues, s.prefix)
         queue = Queue(
             store=store,
             name=s.queues[0],
@@ -114,6 +117,7 @@ class Worker:
         claims: asyncio.Task[None] | None = None
         installed = self._install_signals() if handle_signals else []
         started = stopped_cleanly = False
+        cron_queues = list(self.keys)  # crons live on a queue itself, never on its partitions
         keeper = LeaseKeeper(
             store=store,
             queues=self.keys,
@@ -132,14 +136,22 @@ class Worker:
             prefix=s.prefix,
             defaults=JobDefaults(s.queues[0], queue.idempotency_ttl_ms, s.max_payload_bytes),
             registry=self.registry,
-            queues=self.keys,
+            queues=cron_queues,
         )
-        cancels = CancelListener(connection, self.keys, self.running, on_cron_change=cron.changed)
+        cancels = CancelListener(
+            connection,
+            self.keys,
+            self.running,
+            on_cron_change=cron.changed,
+            on_partition_change=watch.changed,
+        )
         try:
             with suppressed():  # the worker's own Redis calls never show in the app's traces
                 await connection.check()
                 await store.preload()
                 await store.register_queues(s.prefix, s.queues)
+                # a partitioned queue: serve every partition it has (or had, until drained)
+                await self._serve(await watch.added(), keeper, cancels, None)
                 keeper.about = describe(
                     queues=list(s.queues),
                     concurrency=s.concurrency,
@@ -185,16 +197,6 @@ class Worker:
             )
             with suppressed():
                 await supervisor.run(CronScheduler.PART, _once(cron.start))
-            parts += [
-                (Finisher.PART, finisher.flush),
-                (LeaseKeeper.PART, keeper.step),
-                (CancelListener.PART, cancels.step),
-                (CronScheduler.PART, cron.step),  # also with no cron: some may be added
-            ]
-            background = [
-                _spawn(quiet, supervisor.run(name, step), f"asyncjobs-{name}")
-                for name, step in parts
-            ]
             claimer = Claimer(
                 store=store,
                 queues=self.keys,
@@ -208,6 +210,17 @@ class Worker:
                 burst_max_jobs=s.max_burst_jobs if s.max_burst_jobs >= 0 else None,
                 burst_waits_for_deferred=s.burst_waits_for_deferred,
             )
+            parts += [
+                (PartitionWatch.PART, self._watch_step(watch, keeper, cancels, claimer)),
+                (Finisher.PART, finisher.flush),
+                (LeaseKeeper.PART, keeper.step),
+                (CancelListener.PART, cancels.step),
+                (CronScheduler.PART, cron.step),  # also with no cron: some may be added
+            ]
+            background = [
+                _spawn(quiet, supervisor.run(name, step), f"asyncjobs-{name}")
+                for name, step in parts
+            ]
             claims = _spawn(quiet, supervisor.run(Claimer.PART, claimer.step), "asyncjobs-claims")
             stop = asyncio.create_task(self._stopping.wait())
             await asyncio.wait({claims, stop, *background}, return_when=asyncio.FIRST_COMPLETED)
@@ -239,6 +252,43 @@ class Worker:
                 await connection.close()
             self._stopping.clear()  # a stop() before run() counts; after it, run() may start again
             log.info("worker %s stopped after %d job(s)", self.id, self.jobs_done)
+
+    async def _serve(
+        self,
+        added: list[QueueKeys],
+        keeper: LeaseKeeper,
+        cancels: CancelListener,
+        claimer: Claimer | None,
+    ) -> None:
+        """Serve new partitions of the worker's queues: claims, leases, heartbeats, cancels."""
+        fresh = [keys for keys in added if keys not in self.keys]
+        if not fresh:
+            return
+        self.keys += fresh
+        keeper.queues += fresh
+        await cancels.add_queues(fresh)
+        if claimer is not None:
+            claimer.add_queues(fresh)
+        log.info("worker %s now serves partition(s) %s", self.id, ",".join(k.name for k in fresh))
+
+    def _watch_step(
+        self,
+        watch: PartitionWatch,
+        keeper: LeaseKeeper,
+        cancels: CancelListener,
+        claimer: Claimer,
+    ) -> Callable[[], Awaitable[None]]:
+        """Serve the partitions a queue gained, once its change is announced (woken by the
+        subscription, never polling)."""
+
+        async def step() -> None:
+            await watch.wait()
+            added = await watch.added()
+            if added:
+                await self._serve(added, keeper, cancels, claimer)
+                await watch.store.wake(claimer.queues[0])  # the claimer re-blocks on every key
+
+        return step
 
     def _starter(
         self, runner: Runner, context: contextvars.Context | None
@@ -341,8 +391,11 @@ class Worker:
 
     def _metrics_step(self, store: Store, interval: float) -> Callable[[], Awaitable[None]]:
         async def step() -> None:
-            for keys in self.keys:
-                self.metrics.refresh(keys.name, await store.counts(keys))
+            by_queue: dict[str, list[QueueCounts]] = {}
+            for keys in self.keys:  # a partitioned queue is one queue: its partitions added up
+                by_queue.setdefault(logical_name(keys.name), []).append(await store.counts(keys))
+            for name, parts in by_queue.items():
+                self.metrics.refresh(name, sum_counts(parts))
             await asyncio.sleep(interval)
 
         return step

@@ -19,7 +19,7 @@ import orjson
 
 from ._checks import count_option, positive_seconds_option, priority_option
 from ._serde import dumps, encode_payload
-from ._store import WorkflowMember
+from ._store import WorkflowMember, logical_name
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -215,7 +215,7 @@ def _check_signature(sig: Signature[Any], queue_name: str, takes_input: bool) ->
     if unknown:
         raise TypeError(f"unknown signature option(s) {sorted(unknown)}")
     member_queue = sig.options.get("_queue_name")
-    if member_queue not in (None, queue_name):
+    if member_queue not in (None, queue_name, logical_name(queue_name)):  # or its partition
         raise ValueError(
             f"a workflow runs on one queue ({queue_name!r}); {sig.task.name!r} asks for "
             f"{member_queue!r}. Enqueue the workflow with _queue_name={member_queue!r} "

@@ -36,6 +36,8 @@ from ._presence import app_fingerprint, package_version
 from ._queue import Queue
 from ._reload import run_reloading
 from ._settings import WorkerSettings
+from ._stats import sum_counts
+from ._store import QueueCounts
 from ._worker import Worker
 from .log import FORMATS, configure_logging
 
@@ -250,25 +252,34 @@ async def _serve(w: Worker, burst: bool) -> None:
             os._exit(0 if error is None else 1)
 
 
-async def _queue_rows(q: Queue) -> list[dict[str, Any]]:
+async def _queue_rows(q: Queue, per_partition: bool = False) -> list[dict[str, Any]]:
+    """One row per queue (a partitioned queue's partitions added up), then, with
+    ``per_partition``, one per partition of each partitioned queue."""
     rows = []
     for name in await q.queue_names():
-        counts = await q.store.counts(q.keys_for(name))
-        rows.append(
-            {
-                "queue": name,
-                "paused": counts.paused,
-                "ready": counts.ready,
-                "deferred": counts.deferred,
-                "in_progress": counts.in_progress,
-                "blocked": counts.blocked,
-                "dead_letters": counts.dead_letters,
-                "workers": counts.workers,
-                **counts.stats,
-                "unknown_tasks": sorted(counts.unknown_tasks),
-            }
-        )
+        names = await q.partition_names(name)
+        parts = [await q.store.counts(q.keys_for(n)) for n in names]
+        rows.append(_queue_row(name, sum_counts(parts)))
+        if len(names) > 1:
+            rows[-1]["partitions"] = (await q.partitions(name)).count
+            if per_partition:
+                rows += [_queue_row(n, c) for n, c in zip(names, parts, strict=True)]
     return rows
+
+
+def _queue_row(name: str, counts: QueueCounts) -> dict[str, Any]:
+    return {
+        "queue": name,
+        "paused": counts.paused,
+        "ready": counts.ready,
+        "deferred": counts.deferred,
+        "in_progress": counts.in_progress,
+        "blocked": counts.blocked,
+        "dead_letters": counts.dead_letters,
+        "workers": counts.workers,
+        **counts.stats,
+        "unknown_tasks": sorted(counts.unknown_tasks),
+    }
 
 
 INFO_COLUMNS = ["queue", "paused", "ready", "deferred", "in_progress", "dead_letters", "workers"]
@@ -315,8 +326,12 @@ def info(
     watch: bool = typer.Option(False, "--watch", "-w", help="Refresh every --interval seconds."),
     interval: float = typer.Option(2.0, "--interval", min=0.2),
     prefix: str | None = PrefixOption,
+    per_partition: bool = typer.Option(
+        False, "--partitions", help="Add a row per partition of each partitioned queue."
+    ),
 ) -> None:
     """Queues: paused, ready, deferred, in progress, dead letters, live workers, counters.
+    A partitioned queue is one row (its partitions added up) unless --partitions.
 
     Example: asyncjobs info --watch   (Ctrl-C to stop)
     """
@@ -327,7 +342,7 @@ def info(
 
     async def once() -> list[dict[str, Any]]:
         async with Queue(url, prefix=key_prefix) as q:
-            return await _queue_rows(q)
+            return await _queue_rows(q, per_partition)
 
     async def live() -> None:
         import time
@@ -338,7 +353,7 @@ def info(
             previous: dict[str, tuple[float, int]] = {}
             with Live(console=console, auto_refresh=False) as screen:
                 while True:
-                    rows = await _queue_rows(q)
+                    rows = await _queue_rows(q, per_partition)
                     now = time.monotonic()
                     rates = {}
                     for row in rows:

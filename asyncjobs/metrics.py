@@ -19,6 +19,8 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
         "asyncjobs metrics need prometheus-client: pip install 'asyncjobs-redis[metrics]'"
     ) from exc
 
+from ._store import logical_name
+
 if TYPE_CHECKING:
     from ._running import ClaimedJob
     from ._store import QueueCounts
@@ -65,13 +67,13 @@ class WorkerMetrics:
         r.register(_QueueCollector(self))
 
     def job_started(self, job: ClaimedJob) -> None:
-        self.started.labels(job.keys.name, job.task_name).inc()
+        self.started.labels(logical_name(job.keys.name), job.task_name).inc()
         if job.claimed_ms and job.enqueued_ms and job.attempt == 1:
             wait = max(0.0, (job.claimed_ms - job.enqueued_ms) / 1000)
-            self.queue_wait.labels(job.keys.name, job.task_name).observe(wait)
+            self.queue_wait.labels(logical_name(job.keys.name), job.task_name).observe(wait)
 
     def job_ended(self, job: ClaimedJob, outcome: str, seconds: float) -> None:
-        labels = (job.keys.name, job.task_name)
+        labels = (logical_name(job.keys.name), job.task_name)  # a partition counts as its queue
         self.duration.labels(*labels).observe(seconds)
         if outcome == "succeeded":
             self.succeeded.labels(*labels).inc()

@@ -121,6 +121,7 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         store.give_back_unknown(
             k, "a", "w:1", grace_ms=1, worker="w", error_message="m", waiting_message="w"
         ),
+        store.set_partitions(k, 3),
     ]
     for call in calls:
         # the recorder's reply does not fit every parser; the command was sent all the same
@@ -626,3 +627,17 @@ async def test_forget_refuses_a_queue_with_anything_left(
     assert (await store.forget(k))[0] is ForgetOutcome.FORGOTTEN
     assert not await r.exists(k.stats, k.recent_prefix + "cancelled", k.workers)
     assert await r.exists(k.job("a")), "a finished job's record expires by itself"
+
+
+async def test_partitions_keeps_the_most_a_queue_ever_had_so_workers_drain_them(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    assert await r.exists(k.partitions) == 0  # a queue never partitioned has no such key
+    assert (await store.partitions(k)).span == 1
+    layout = await store.set_partitions(k, 6)
+    assert (layout.count, layout.span) == (6, 6)
+    layout = await store.set_partitions(k, 3)
+    assert (layout.count, layout.span) == (3, 6)  # partitions 3..5 are still served
+    read = await store.partitions(k)
+    assert (read.count, read.span) == (3, 6)
+    assert await r.zscore(k.wake, "w") == 0  # idle workers wake and re-read it

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from .connection import Connection, redact
 from .errors import is_outage, translate
-from .keys import QueueKeys, check_queue_name, queues_registry_key
+from .keys import (
+    MAX_PARTITIONS,
+    QueueKeys,
+    check_partitions,
+    check_queue_name,
+    logical_name,
+    partition_name,
+    queues_registry_key,
+)
 from .records import (
     CancelOutcome,
     Claim,
@@ -16,6 +24,7 @@ from .records import (
     FailOutcome,
     ForgetOutcome,
     NewJob,
+    Partitions,
     QueueCounts,
     Recovery,
     ReplayBatch,
@@ -27,6 +36,7 @@ from .scripts import PRIORITY_LIMIT
 from .store import Store
 
 __all__ = [
+    "MAX_PARTITIONS",
     "PRIORITY_LIMIT",
     "CancelOutcome",
     "Claim",
@@ -39,6 +49,7 @@ __all__ = [
     "FailOutcome",
     "ForgetOutcome",
     "NewJob",
+    "Partitions",
     "QueueCounts",
     "QueueKeys",
     "Recovery",
@@ -47,8 +58,11 @@ __all__ = [
     "UnknownTaskOutcome",
     "WorkerRecord",
     "WorkflowMember",
+    "check_partitions",
     "check_queue_name",
     "is_outage",
+    "logical_name",
+    "partition_name",
     "queues_registry_key",
     "redact",
     "translate",

@@ -36,6 +36,7 @@ CLIENT_COMMANDS = (
     "hget",
     "hmget",
     "hgetall",
+    "hkeys",
     "hlen",
     "lrange",
     "xlen",

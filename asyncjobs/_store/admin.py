@@ -115,6 +115,16 @@ class Admin:
         ids = await self._guard(self.connection.client.zrange(key, offset, offset + limit - 1))
         return [_text(i) for i in ids]
 
+    async def waiting_scored(
+        self, keys: QueueKeys, where: str, limit: int
+    ) -> list[tuple[str, float]]:
+        """The first ``limit`` ids of a waiting set with their scores (to merge partitions)."""
+        if where not in WAITING_SETS:
+            raise ValueError(f"where must be one of {WAITING_SETS}, not {where!r}")
+        key = getattr(keys, where)
+        found = await self._guard(self.connection.client.zrange(key, 0, limit - 1, withscores=True))
+        return [(_text(i), float(score)) for i, score in found]
+
     async def recent_ids(self, keys: QueueKeys, status: str, offset: int, limit: int) -> list[str]:
         """A page of the newest jobs that ended ``status`` (succeeded, cancelled, expired)."""
         if status not in RECENT_STATUSES:

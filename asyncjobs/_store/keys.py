@@ -13,6 +13,34 @@ from dataclasses import dataclass, field
 from .. import _defaults
 from .scripts import KEY_NAMES
 
+#: The most partitions a queue may have (each is a physical queue with its own hash tag).
+MAX_PARTITIONS = 256
+#: Partition ``i`` (i >= 1) of queue ``q`` is the physical queue ``q~p<i>``; partition 0 is ``q``
+#: itself, so a queue that never had partitions, and its jobs, are its partition 0.
+PARTITION_MARK = "~p"
+
+
+def partition_name(queue_name: str, index: int) -> str:
+    """The physical queue holding partition ``index`` of ``queue_name``."""
+    return queue_name if index == 0 else f"{queue_name}{PARTITION_MARK}{index}"
+
+
+def logical_name(physical: str) -> str:
+    """The queue a partition belongs to (``q~p3`` → ``q``; ``q`` → ``q``)."""
+    base, mark, index = physical.rpartition(PARTITION_MARK)
+    return base if mark and base and index.isdigit() and index != "0" else physical
+
+
+def check_partitions(count: object) -> int:
+    """Return ``count`` if a queue can have that many partitions; a ValueError saying what
+    to pass otherwise."""
+    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= MAX_PARTITIONS:
+        raise ValueError(
+            f"invalid partition count {count!r}: use a whole number from 1 to {MAX_PARTITIONS} "
+            "(1 = not partitioned)"
+        )
+    return count
+
 
 def queues_registry_key(prefix: str = _defaults.PREFIX) -> str:
     """The untagged set of known queue names (read by `asyncjobs info`; never used in Lua)."""
@@ -34,6 +62,17 @@ class QueueKeys:
         tag = f"{{{self.prefix}:{self.name}}}"
         object.__setattr__(self, "tag", tag)
         object.__setattr__(self, "block", tuple(f"{tag}:{name}" for name in KEY_NAMES))
+
+    @property
+    def partitions(self) -> str:
+        """HASH on partition 0 of a partitioned queue: ``count`` (partitions new jobs go to),
+        ``span`` (the most it ever had: workers serve that many). Absent = one partition."""
+        return f"{self.tag}:partitions"
+
+    @property
+    def partition_changes(self) -> str:
+        """Pub/sub channel: the new partition count, when `set_partitions` changes it."""
+        return f"{self.tag}:partition-changes"
 
     @property
     def ready(self) -> str:

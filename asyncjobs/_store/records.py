@@ -57,6 +57,17 @@ if NewJob._fields != JOB_FIELDS:  # pragma: no cover
     raise RuntimeError("NewJob does not match JOB_FIELDS in the Lua prelude")
 
 
+@dataclass(frozen=True)
+class Partitions:
+    """How a queue is partitioned, as its partition 0 records it (see partitions.lua)."""
+
+    count: int = 1  # partitions new jobs are routed to
+    span: int = 1  # partitions workers serve: the most the queue ever had
+    #: Tasks whose workers declared a concurrency or rate limit on the queue (their jobs all
+    #: go to one home partition, so the limit stays exact); read only when span > 1.
+    limited: frozenset[str] = frozenset()
+
+
 class Enqueued(NamedTuple):
     id: str
     duplicate: bool  # an existing job (same id or idempotency key) was returned

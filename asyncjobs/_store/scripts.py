@@ -42,6 +42,7 @@ SCRIPT_NAMES = (
     "purge_dead_letters",
     "forget",
     "unknown_task",
+    "partitions",
 )
 
 

@@ -27,6 +27,7 @@ from .records import (
     Enqueued,
     FailOutcome,
     NewJob,
+    Partitions,
     QueueCounts,
     Recovery,
     WorkflowMember,
@@ -470,6 +471,37 @@ class Store(Admin):
         minute buckets and (``hours``) the hourly history: one snapshot, one round trip."""
         reply = await self._script("stats", keys, minutes=minutes, hours=int(hours), groups=groups)
         return counts_from_reply(reply)
+
+    async def partitions(self, keys: QueueKeys) -> Partitions:
+        """How queue ``keys`` (its partition 0) is partitioned; one read for a queue that is
+        not (no key: one partition), a second for the limited tasks of one that is."""
+        client = self.connection.client
+        count, span = await self._guard(client.hmget(keys.partitions, ("count", "span")))
+        if not span or int(span) <= 1:
+            return Partitions(int(count or 1), 1)
+        fields = await self._guard(client.hkeys(keys.limits))
+        limited = frozenset(
+            task
+            for task, _, field in (_text(f).rpartition(":") for f in fields)
+            if field in ("concurrency", "interval_ms") and task
+        )
+        return Partitions(int(count or 1), int(span), limited)
+
+    async def node_of(self, keys: QueueKeys) -> str | None:
+        """The cluster master (host:port) that holds queue ``keys``, from the slot map the
+        connection keeps (after its first command); None off a cluster."""
+        if not self.connection.is_cluster:
+            return None
+        from redis.crc import key_slot  # the slot, computed here: no command sent
+
+        nodes = self.connection.client.nodes_manager
+        return str(nodes.get_node_from_slot(key_slot(keys.ready.encode())).name)
+
+    async def set_partitions(self, keys: QueueKeys, count: int) -> Partitions:
+        """Route new jobs of queue ``keys`` to ``count`` partitions (workers keep serving the
+        most it ever had, so nothing is stranded)."""
+        new_count, span = await self._script("partitions", keys, count=count)
+        return Partitions(int(new_count), int(span))
 
     async def register_queues(self, prefix: str, names: Sequence[str]) -> None:
         """Record queue names, so that `asyncjobs info` and `asyncjobs job` find them."""

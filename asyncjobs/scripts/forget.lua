@@ -3,8 +3,8 @@
 -- Returns: {code, n}: 1 forgotten; -1 n jobs are waiting or running; -2 n dead letters are
 --   kept; -3 n workers are alive; -4 n crons added at run time are scheduled. The caller then
 --   drops the name from the queue registry.
--- Invariant: refuses to lose anything: only counters, history, limits, cron state and the
---   pause flag go. Finished jobs' records expire by themselves.
+-- Invariant: refuses to lose anything: only counters, history, limits, cron state, the
+--   pause flag and the partition count go. Finished jobs' records expire by themselves.
 local jobs = rcall('ZCARD', K.ready) + rcall('ZCARD', K.deferred) + rcall('ZCARD', K.leases)
 for _, group in ipairs(rcall('SMEMBERS', K.groups)) do
   jobs = jobs + rcall('ZCARD', P.group .. group .. ':blocked')
@@ -20,6 +20,7 @@ for _, definition in ipairs(rcall('HVALS', K.crontab)) do
 end
 if schedules > 0 then return {-4, schedules} end
 for _, key in ipairs(KEYS) do rcall('DEL', key) end
+rcall('DEL', TAG .. ':partitions')  -- (its partitions are forgotten first: see forget_queue)
 for _, status in ipairs({'succeeded', 'cancelled', 'expired'}) do rcall('DEL', P.recent .. status) end
 local current = math.floor(NOW / MINUTE_MS)
 for m = current - MINUTE_KEEP_MS / MINUTE_MS, current do rcall('DEL', P.minute .. m) end
