@@ -124,7 +124,7 @@ def _prelude_blocks(prelude: str) -> list[tuple[str | None, str]]:
     for line in prelude.split("\n"):
         started = re.match(r"local function (\w+)\(", line)
         if started:
-            comment = []
+            comment: list[str] = []
             while lines and lines[-1].startswith("--"):
                 comment.insert(0, lines.pop())
             blocks.append((None, "\n".join(lines)))
