@@ -62,9 +62,11 @@ async def test_a_paused_worker_cannot_overwrite_the_outcome_of_the_one_that_recl
     figures(f"runs={len(runs)} recorded={succeeded} taken_over_after_s={took_over:.2f}")
     assert winner != paused_pid and winner in {w.pid for w in workers}
     assert info.result == winner, "the reclaimer's outcome stays"
-    assert info.status is JobStatus.SUCCEEDED and info.attempts == 2
-    assert len(runs) == 2, "the job ran twice ..."
-    assert succeeded == 1, "... and is recorded once"
+    # Twice: the paused try and the reclaimer's. Under a loaded machine a reclaimer's own
+    # 1 s lease can run out as well (one more try); what may never happen is a second outcome.
+    assert info.status is JobStatus.SUCCEEDED and info.attempts == len(runs) >= 2
+    assert succeeded == 1, "the job is recorded once, however often it ran"
+    assert [int(run.split()[1]) for run in runs] == list(range(1, len(runs) + 1)), "one try each"
     assert codes == [0, 0]
 
 
