@@ -62,11 +62,14 @@ async def test_a_paused_worker_cannot_overwrite_the_outcome_of_the_one_that_recl
     figures(f"runs={len(runs)} recorded={succeeded} taken_over_after_s={took_over:.2f}")
     assert winner != paused_pid and winner in {w.pid for w in workers}
     assert info.result == winner, "the reclaimer's outcome stays"
-    # Twice: the paused try and the reclaimer's. Under a loaded machine a reclaimer's own
-    # 1 s lease can run out as well (one more try); what may never happen is a second outcome.
+    # At least twice: the paused try and the reclaimer's. There can be one more: the paused
+    # worker's claim, pipelined behind its blocking wait, is still run by Redis when the
+    # recovery wakes it, so that frozen worker may hold the job for one more lease (its try
+    # then starts, and is refused, after SIGCONT). What may never happen is a second outcome.
     assert info.status is JobStatus.SUCCEEDED and info.attempts == len(runs) >= 2
     assert succeeded == 1, "the job is recorded once, however often it ran"
-    assert [int(run.split()[1]) for run in runs] == list(range(1, len(runs) + 1)), "one try each"
+    tries = sorted(int(run.split()[1]) for run in runs)
+    assert tries == list(range(1, len(runs) + 1)), "each try ran once"
     assert codes == [0, 0]
 
 
