@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -16,6 +15,7 @@ from asyncjobs import Queue
 
 from .cluster_tasks import count_run
 from .redis_cluster import RedisCluster
+from .test_crash import spawn_worker
 from .waiting import wait_until
 
 ROOT = Path(__file__).parent.parent
@@ -24,30 +24,10 @@ pytestmark = pytest.mark.cluster
 
 def start_workers(url: str, queue: str, n: int, logs: Path) -> list[subprocess.Popen[bytes]]:
     """``n`` `asyncjobs worker` processes on ``queue``, each logging to its own file."""
-    procs = []
-    for i in range(n):
-        with (logs / f"w{i}.log").open("ab") as log:
-            procs.append(
-                subprocess.Popen(
-                    [
-                        sys.executable,
-                        "-m",
-                        "asyncjobs",
-                        "worker",
-                        "tests.cluster_tasks:settings",
-                        "--redis-url",
-                        url,
-                        "--queue",
-                        queue,
-                        "--log-level",
-                        "WARNING",
-                    ],
-                    cwd=ROOT,
-                    stdout=subprocess.DEVNULL,
-                    stderr=log,
-                )
-            )
-    return procs
+    return [
+        spawn_worker(url, queue, logs / f"w{i}.log", "tests.cluster_tasks:settings")
+        for i in range(n)
+    ]
 
 
 def stop_workers(procs: list[subprocess.Popen[bytes]]) -> list[int]:
