@@ -173,14 +173,22 @@ class Queue(QueueOperations):
         name = queue_name or self.name
         return (await self._router(name)).names(name)
 
+    def _cached_router(self, queue_name: str) -> Router | None:
+        """The queue's layout as last read, if that was under PARTITIONS_REFRESH seconds ago
+        (no await: this is on every enqueue's path)."""
+        cached = self._layouts.get(queue_name)
+        if cached is not None and time.monotonic() - cached[0] < PARTITIONS_REFRESH:
+            return cached[1]
+        return None
+
     async def _router(self, queue_name: str, *, fresh: bool = False) -> Router:
         """The queue's partition layout, read at most every PARTITIONS_REFRESH seconds."""
         if logical_name(queue_name) != queue_name:
             return Router(Partitions())  # a partition named directly is one queue
+        cached = None if fresh else self._cached_router(queue_name)
+        if cached is not None:
+            return cached
         now = time.monotonic()
-        cached = self._layouts.get(queue_name)
-        if cached is not None and not fresh and now - cached[0] < PARTITIONS_REFRESH:
-            return cached[1]
         router = Router(await self.store.partitions(self.keys_for(queue_name)))
         if len(self._layouts) < 1024 or queue_name in self._layouts:
             self._layouts[queue_name] = (now, router)
@@ -228,7 +236,7 @@ class Queue(QueueOperations):
         that holds it, (id, duplicate)), in order."""
         if queue_name not in self._registered:
             await self._register(queue_name)
-        router = await self._router(queue_name)
+        router = self._cached_router(queue_name) or await self._router(queue_name)
         if router.layout.count <= 1:
             stored = await self._enqueue_partition(queue_name, queue_name, jobs)
             return [(queue_name, entry) for entry in stored]
@@ -251,6 +259,8 @@ class Queue(QueueOperations):
             return await tracing.send(
                 queue_name, jobs, lambda traced: self._store_in_chunks(keys, traced)
             )
+        if len(jobs) <= ENQUEUE_CHUNK:  # one call: no layer more on the path of every enqueue
+            return await self.store.enqueue(keys, jobs)
         return await self._store_in_chunks(keys, jobs)
 
     async def _store_in_chunks(self, keys: QueueKeys, jobs: Sequence[NewJob]) -> list[Enqueued]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -134,7 +135,13 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         script = by_sha[command[1]]
         called.add(script.name)
         nkeys = command[2]
-        assert command[3 : 3 + nkeys] == tuple(f"{k.tag}:{name}" for name in KEY_NAMES)
+        # the KEYS sent are the ones the script's K table is built from, in the same order
+        table = re.search(r"local K = \{(.*?)\}\n", script.source)
+        assert table is not None, script.name
+        names = re.findall(r"(\w+) = KEYS\[(\d+)\]", table.group(1))
+        assert [int(i) for _, i in names] == list(range(1, nkeys + 1)), script.name
+        assert command[3 : 3 + nkeys] == tuple(f"{k.tag}:{name}" for name, _ in names)
+        assert {name for name, _ in names} <= set(KEY_NAMES)
         argv = command[3 + nkeys :]
         assert argv[:LEADING] == (k.tag, 5, 7), script.name
         rest = len(argv) - LEADING - len(script.args)
@@ -147,8 +154,7 @@ def test_scripts_name_their_keys_and_arguments_in_one_place() -> None:
     and says what it returns; its own ARGV are numbered after the leading ones (the parser
     refuses anything else at import)."""
     for script in load_scripts().values():
-        own = script.source.split("local function", 1)[0]  # the prelude's block is fine
-        body = script.source[len(own) :].split("\n-- " + script.name + ":", 1)[-1]
+        body = script.source.split("\n-- " + script.name + ":", 1)[1]  # after the prelude
         assert "KEYS[" not in body, f"{script.name}.lua indexes KEYS itself"
         assert "-- Returns" in body, f"{script.name}.lua says what it returns"
 

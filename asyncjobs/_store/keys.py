@@ -11,7 +11,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from .. import _defaults
-from .scripts import KEY_NAMES
 
 #: The most partitions a queue may have (each is a physical queue with its own hash tag).
 MAX_PARTITIONS = 256
@@ -54,14 +53,20 @@ class QueueKeys:
     name: str
     prefix: str = _defaults.PREFIX
     tag: str = field(init=False)
-    #: The KEYS every script of this queue receives, in the prelude's order.
-    block: tuple[str, ...] = field(init=False, repr=False, compare=False)
+    _blocks: dict[tuple[str, ...], tuple[str, ...]] = field(
+        init=False, repr=False, compare=False, default_factory=dict
+    )
 
     def __post_init__(self) -> None:
         check_queue_name(self.name)
-        tag = f"{{{self.prefix}:{self.name}}}"
-        object.__setattr__(self, "tag", tag)
-        object.__setattr__(self, "block", tuple(f"{tag}:{name}" for name in KEY_NAMES))
+        object.__setattr__(self, "tag", f"{{{self.prefix}:{self.name}}}")
+
+    def block(self, names: tuple[str, ...]) -> tuple[str, ...]:
+        """The full names of the key block's keys ``names`` (a script's KEYS), made once."""
+        keys = self._blocks.get(names)
+        if keys is None:
+            keys = self._blocks[names] = tuple(f"{self.tag}:{name}" for name in names)
+        return keys
 
     @property
     def partitions(self) -> str:

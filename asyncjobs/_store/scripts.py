@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 
@@ -81,13 +81,19 @@ LEADING_ARGS = tuple(
 
 @dataclass(frozen=True)
 class Script:
-    """One script: full source (prelude included), SHA1, and the names of its own arguments."""
+    """One script: full source (prelude included), SHA1, the keys it takes and the names of
+    its own arguments."""
 
     name: str
     source: str
     sha: str
+    keys: tuple[str, ...]  # the KEY_NAMES it uses, in the prelude's order: its KEYS
     args: tuple[str, ...]  # the fixed ARGV after the leading ones, in order
     each: tuple[str, ...]  # the fields of a repeated group after those ('' = none)
+    arg_set: frozenset[str] = field(init=False, repr=False)  # args, for checking each call
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "arg_set", frozenset(self.args))
 
 
 def _header(text: str) -> str:
@@ -137,6 +143,12 @@ def _prelude_blocks(prelude: str) -> list[tuple[str | None, str]]:
     return blocks
 
 
+def _code(text: str) -> str:
+    """Lua text without its comments and the contents of its strings, to search for names
+    (no string in our scripts holds "--")."""
+    return re.sub(r"'[^'\n]*'", "''", re.sub(r"--[^\n]*", "", text))
+
+
 def prelude_for(own: str, prelude: str | None = None) -> str:
     """The prelude with only the helper functions ``own`` uses, directly or through another
     helper: Redis runs a script's whole text on every call, and defining the two dozen helpers
@@ -148,21 +160,46 @@ def prelude_for(own: str, prelude: str | None = None) -> str:
     while pending:
         text = pending.pop()
         for name in functions:
-            if name not in wanted and re.search(rf"\b{name}\b", text):
+            if name not in wanted and re.search(rf"\b{name}\b", _code(text)):
                 wanted.add(name)
                 pending.append(functions[name])
     return "\n".join(text for name, text in blocks if name is None or name in wanted)
 
 
+_K_FROM_ALL_KEYS = "local K = {}\nfor i, name in ipairs(KEY_NAMES) do K[name] = KEYS[i] end\n"
+
+
+def specialize(source: str) -> tuple[str, tuple[str, ...]]:
+    """``source`` with K built from only the keys it uses, and P holding only the prefixes it
+    uses; and those keys, in KEY_NAMES order (at least one: a cluster client routes a script
+    call by its first key)."""
+    code = _code(source)
+    used = tuple(n for n in KEY_NAMES if re.search(rf"\bK\.{n}\b", code)) or KEY_NAMES[:1]
+    if _K_FROM_ALL_KEYS not in source:
+        raise RuntimeError("the Lua prelude no longer builds K as the loader expects")
+    table = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(used, 1))
+    source = source.replace(_K_FROM_ALL_KEYS, f"local K = {{{table}}}\n")
+    names = re.compile(r"local KEY_NAMES = \{.*?\}\n", re.S)
+    if "KEY_NAMES" not in _code(names.sub("", source, count=1)):  # kept for forget.lua
+        source = names.sub("", source, count=1)
+    prefixes = re.search(r"local P = \{(.*?)\}\n", source, re.S)
+    if prefixes is None:
+        raise RuntimeError("the Lua prelude defines no P")
+    entries = re.findall(r"(\w+) = (TAG \.\. '[^']*')", prefixes.group(1))
+    kept = ", ".join(f"{n} = {v}" for n, v in entries if re.search(rf"\bP\.{n}\b", code))
+    source = source[: prefixes.start()] + f"local P = {{{kept}}}\n" + source[prefixes.end() :]
+    return source, used
+
+
 @cache
 def load_scripts() -> dict[str, Script]:
     """Read every script from the package, prepending the shared prelude (the helper
-    functions it uses)."""
+    functions it uses, and its key block cut to the keys it uses)."""
     scripts = {}
     for name in SCRIPT_NAMES:
         own = _read(name)
-        source = prelude_for(own) + "\n" + own
+        source, keys = specialize(prelude_for(own) + "\n" + own)
         args, each = _parse(name, own)
         sha = hashlib.sha1(source.encode()).hexdigest()
-        scripts[name] = Script(name, source, sha, args, each)
+        scripts[name] = Script(name, source, sha, keys, args, each)
     return scripts

@@ -86,16 +86,16 @@ class Store(Admin):
         """The EVALSHA of a script on queue ``keys``: its own arguments by name (as its header
         lists them), then the repeated groups of ``each``."""
         script = self._scripts[script_name]
-        name = script.name
-        if args.keys() != set(script.args):
-            raise TypeError(f"{name}.lua takes {script.args}, not {tuple(args)}")
+        if args.keys() != script.arg_set:
+            raise TypeError(f"{script.name}.lua takes {script.args}, not {tuple(args)}")
         argv: list[Any] = [keys.tag, self.keep_result_ms, self.dead_letter_cap]
         argv += [args[arg] for arg in script.args]
+        size = len(script.each)
         for group in each:
-            if len(group) != len(script.each):
-                raise TypeError(f"{name}.lua takes groups of {script.each}, not {group!r}")
+            if len(group) != size:
+                raise TypeError(f"{script.name}.lua takes groups of {script.each}, not {group!r}")
             argv += group
-        block = keys.block
+        block = keys.block(script.keys)
         return ("EVALSHA", script.sha, len(block), *block, *argv)
 
     async def run(self, command: tuple[Any, ...]) -> Any:
@@ -158,7 +158,7 @@ class Store(Admin):
 
     async def enqueue(self, keys: QueueKeys, jobs: Sequence[NewJob]) -> list[Enqueued]:
         """Create the jobs in one script call (all of them, or none if Redis refuses)."""
-        reply = await self._script("enqueue", keys, each=jobs)
+        reply = await self.run(self.command("enqueue", keys, each=jobs))
         return [Enqueued(_text(reply[i]), bool(reply[i + 1])) for i in range(0, len(reply), 2)]
 
     async def start_workflow(

@@ -19,7 +19,7 @@ for _, definition in ipairs(rcall('HVALS', K.crontab)) do
   if cjson.decode(definition).source == 'runtime' then schedules = schedules + 1 end
 end
 if schedules > 0 then return {-4, schedules} end
-for _, key in ipairs(KEYS) do rcall('DEL', key) end
+for _, name in ipairs(KEY_NAMES) do rcall('DEL', TAG .. ':' .. name) end  -- all, used or not
 rcall('DEL', TAG .. ':partitions')  -- (its partitions are forgotten first: see forget_queue)
 for _, status in ipairs({'succeeded', 'cancelled', 'expired'}) do rcall('DEL', P.recent .. status) end
 local current = math.floor(NOW / MINUTE_MS)
