@@ -143,26 +143,34 @@ def _prelude_blocks(prelude: str) -> list[tuple[str | None, str]]:
     return blocks
 
 
-def _code(text: str) -> str:
-    """Lua text without its comments and the contents of its strings, to search for names
-    (no string in our scripts holds "--")."""
-    return re.sub(r"'[^'\n]*'", "''", re.sub(r"--[^\n]*", "", text))
+def _words(text: str) -> set[str]:
+    """The names a piece of Lua uses, its comments and the contents of its strings aside (no
+    string in our scripts holds "--")."""
+    return set(re.findall(r"\w+", re.sub(r"'[^'\n]*'", "''", re.sub(r"--[^\n]*", "", text))))
 
 
-def prelude_for(own: str, prelude: str | None = None) -> str:
+@cache
+def _prelude_parts() -> tuple[list[tuple[str | None, str]], dict[str, set[str]], set[str]]:
+    """The prelude's blocks, the names each helper function uses, and the names the rest uses."""
+    blocks = _prelude_blocks(_PRELUDE)
+    uses = {name: _words(text) for name, text in blocks if name is not None}
+    common = set().union(*(_words(text) for name, text in blocks if name is None))
+    return blocks, uses, common
+
+
+def prelude_for(own: str) -> str:
     """The prelude with only the helper functions ``own`` uses, directly or through another
     helper: Redis runs a script's whole text on every call, and defining the two dozen helpers
     every time was a third of a one-job enqueue's Redis time."""
-    blocks = _prelude_blocks(_PRELUDE if prelude is None else prelude)
-    functions = {name: text for name, text in blocks if name is not None}
+    blocks, uses, common = _prelude_parts()
+    seen = _words(own) | common
     wanted: set[str] = set()
-    pending = [own] + [text for name, text in blocks if name is None]
+    pending = [name for name in uses if name in seen]
     while pending:
-        text = pending.pop()
-        for name in functions:
-            if name not in wanted and re.search(rf"\b{name}\b", _code(text)):
-                wanted.add(name)
-                pending.append(functions[name])
+        name = pending.pop()
+        if name not in wanted:
+            wanted.add(name)
+            pending += [other for other in uses if other in uses[name] and other not in wanted]
     return "\n".join(text for name, text in blocks if name is None or name in wanted)
 
 
@@ -173,20 +181,21 @@ def specialize(source: str) -> tuple[str, tuple[str, ...]]:
     """``source`` with K built from only the keys it uses, and P holding only the prefixes it
     uses; and those keys, in KEY_NAMES order (at least one: a cluster client routes a script
     call by its first key)."""
-    code = _code(source)
-    used = tuple(n for n in KEY_NAMES if re.search(rf"\bK\.{n}\b", code)) or KEY_NAMES[:1]
+    code = re.sub(r"'[^'\n]*'", "''", re.sub(r"--[^\n]*", "", source))
+    dotted = set(re.findall(r"\b([KP]\.\w+)", code))
+    used = tuple(n for n in KEY_NAMES if f"K.{n}" in dotted) or KEY_NAMES[:1]
     if _K_FROM_ALL_KEYS not in source:
         raise RuntimeError("the Lua prelude no longer builds K as the loader expects")
     table = ", ".join(f"{name} = KEYS[{i}]" for i, name in enumerate(used, 1))
     source = source.replace(_K_FROM_ALL_KEYS, f"local K = {{{table}}}\n")
     names = re.compile(r"local KEY_NAMES = \{.*?\}\n", re.S)
-    if "KEY_NAMES" not in _code(names.sub("", source, count=1)):  # kept for forget.lua
+    if "KEY_NAMES" not in _words(names.sub("", source, count=1)):  # kept for forget.lua
         source = names.sub("", source, count=1)
     prefixes = re.search(r"local P = \{(.*?)\}\n", source, re.S)
     if prefixes is None:
         raise RuntimeError("the Lua prelude defines no P")
     entries = re.findall(r"(\w+) = (TAG \.\. '[^']*')", prefixes.group(1))
-    kept = ", ".join(f"{n} = {v}" for n, v in entries if re.search(rf"\bP\.{n}\b", code))
+    kept = ", ".join(f"{n} = {v}" for n, v in entries if f"P.{n}" in dotted)
     source = source[: prefixes.start()] + f"local P = {{{kept}}}\n" + source[prefixes.end() :]
     return source, used
 
