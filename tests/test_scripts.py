@@ -29,7 +29,14 @@ from asyncjobs._store import (
     UnknownTaskOutcome,
     WorkflowMember,
 )
-from asyncjobs._store.scripts import KEY_NAMES, LEADING, LEADING_ARGS, SCRIPT_NAMES, load_scripts
+from asyncjobs._store.scripts import (
+    JOB_FIELDS,
+    KEY_NAMES,
+    LEADING,
+    LEADING_ARGS,
+    SCRIPT_NAMES,
+    load_scripts,
+)
 
 
 @pytest.fixture
@@ -157,6 +164,12 @@ def test_scripts_name_their_keys_and_arguments_in_one_place() -> None:
         body = script.source.split("\n-- " + script.name + ":", 1)[1]  # after the prelude
         assert "KEYS[" not in body, f"{script.name}.lua indexes KEYS itself"
         assert "-- Returns" in body, f"{script.name}.lua says what it returns"
+
+
+def test_the_job_records_have_the_fields_the_scripts_read_in_their_order() -> None:
+    scripts = load_scripts()
+    assert NewJob._fields == JOB_FIELDS == scripts["enqueue"].each == scripts["cron_tick"].each
+    assert WorkflowMember._fields == scripts["workflow_start"].each
 
 
 def test_a_wrong_call_is_refused_before_anything_is_sent() -> None:
