@@ -5,9 +5,10 @@ pins clash (arq wants ``redis<6``, taskiq-redis and pydocket want ``redis>=6``, 
 coredis, bullmq gets ``redis<8``: see its entry). Peers come from PyPI through pip; nothing of
 theirs is copied into this repository.
 
-asyncjobs itself is *not* given a venv: it runs on the interpreter that runs ``run.py`` (the
-project's dev environment, where ``pip install -e '.[dev]'`` points at this working tree).
-run.py checks that interpreter imports asyncjobs from this repository.
+asyncjobs gets a venv too, with its runtime dependencies only (read from pyproject.toml), and
+imports the working tree or a ``--rev`` snapshot through PYTHONPATH (run.py checks it does).
+It used to run on the dev environment, where redis-py 7+ also imports the OpenTelemetry SDK
+(installed there for the tests): start-up and RSS figures that no user without the SDK sees.
 
 Every venv also gets ``hiredis`` (asyncjobs depends on ``redis[hiredis]``, arq already pulls it
 in; giving it to the other redis-py users too keeps the reply parser the same for everyone) and
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -26,6 +28,15 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
+
+
+def _runtime_requirements() -> tuple[str, ...]:
+    """asyncjobs's own dependencies as pyproject.toml lists them (and uvloop, for --loop)."""
+    text = (ROOT / "pyproject.toml").read_text()
+    block = text.split("\ndependencies = [", 1)[1].split("\n]", 1)[0]
+    return (*re.findall(r'^\s*"([^"]+)"', block, re.M), "uvloop")
+
+
 VENVS = HERE / ".venvs"
 ADAPTERS = HERE / "adapters"
 VERSIONS_FILE = VENVS / "versions.json"
@@ -36,7 +47,7 @@ PYSPY = VENVS / "tools" / "bin" / "py-spy"
 @dataclass(frozen=True)
 class System:
     name: str
-    #: venv folder under .venvs/, or None for the interpreter running run.py (asyncjobs)
+    #: venv folder under .venvs/, or None for the interpreter running run.py
     venv: str | None
     #: pip requirement strings for the venv
     requirements: tuple[str, ...] = ()
@@ -65,8 +76,9 @@ SYSTEMS: dict[str, System] = {
     for s in (
         System(
             "asyncjobs",
-            None,
-            report=("asyncjobs-redis", "redis", "hiredis"),  # the distribution name
+            "asyncjobs",
+            _runtime_requirements(),
+            ("redis", "hiredis", "pydantic"),  # the package itself comes from its source
             adapter="asyncjobs_bench.py",
         ),
         System(

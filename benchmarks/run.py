@@ -26,6 +26,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import shutil
 import subprocess
 import sys
@@ -70,7 +71,7 @@ def adapter_cmd(system: peers.System, *argv: str) -> list[str]:
 def adapter_env(system: peers.System) -> dict[str, str]:
     env = {**os.environ, **system.env}
     env.pop("PYTHONPATH", None)  # each venv imports its own packages only
-    if system.venv is None:  # asyncjobs: the tree or the --rev snapshot, whatever is installed
+    if "BENCH_ASYNCJOBS_SRC" in system.env:  # asyncjobs: the tree or the --rev snapshot
         env["PYTHONPATH"] = system.env["BENCH_ASYNCJOBS_SRC"]
     return env
 
@@ -258,8 +259,10 @@ def versions_of(run: Run) -> dict[str, dict[str, str]]:
     for aj in asyncjobs_systems(run):
         v = peers.installed_versions(aj)
         rev = asyncjobs_source.git_rev(aj.env["BENCH_ASYNCJOBS_REV"] or None)
-        installed = v.pop("asyncjobs-redis", None) or "not installed"  # the tree is what runs
-        v["asyncjobs"] = f"{installed} ({rev}, --loop {run.args.asyncjobs_loop})"
+        source = Path(aj.env["BENCH_ASYNCJOBS_SRC"]) / "asyncjobs" / "_version.py"
+        found = re.search(r'VERSION = "([^"]+)"', source.read_text())
+        version = found.group(1) if found else "?"
+        v["asyncjobs"] = f"{version} ({rev}, --loop {run.args.asyncjobs_loop})"
         versions[aj.name] = v
     return {s: versions.get(s, {}) for s in run.systems}
 
