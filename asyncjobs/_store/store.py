@@ -62,7 +62,7 @@ class Store(Admin):
         self._scripts = load_scripts()
         self._by_sha = {script.sha: script for script in self._scripts.values()}
         self._blocker: Any = None  # a Wire of its own for blocking waits, made on first use
-        self._sharded = 0  # the scripts' ARGV[4]: 1 = publish with SPUBLISH
+        self._sharded = int(connection.publishes_sharded)  # the scripts' ARGV[4]: SPUBLISH
 
     @property
     def where(self) -> str:
