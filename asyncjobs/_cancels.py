@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._running import RunningJobs
-from ._store import Connection, QueueKeys, translate
+from ._store import MESSAGE_TYPES, Connection, QueueKeys, translate
 
 log = logging.getLogger("asyncjobs.worker")
 
@@ -72,7 +72,7 @@ class CancelListener:
             if mapped is exc:
                 raise
             raise mapped from exc
-        if message and message.get("type") == "message":
+        if message and message.get("type") in MESSAGE_TYPES:
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
             queue_name = self._cron_channels.get(channel)

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ._compat import cancel_and_wait
-from ._store import Connection, is_outage, translate
+from ._store import MESSAGE_TYPES, Connection, is_outage, translate
 from ._supervise import Backoff, OutageLog
 
 log = logging.getLogger("asyncjobs.client")
@@ -91,7 +91,7 @@ class Waiters:
                     in_outage = True
                 await backoff.sleep()
                 continue
-            if message is None or message.get("type") != "message":
+            if message is None or message.get("type") not in MESSAGE_TYPES:
                 continue
             data = message["data"]
             # "<job id> <status>": the status has no space, the id may have some

@@ -23,7 +23,7 @@ def test_every_redis_call_of_the_store_is_in_the_rules() -> None:
 
 
 def test_every_command_a_script_calls_is_in_the_rules() -> None:
-    assert {"evalsha", "zpopmin", "xadd", "publish"} <= set(commands())
+    assert {"evalsha", "zpopmin", "xadd", "publish", "spublish", "ssubscribe"} <= set(commands())
     assert script_commands() <= set(commands())
 
 

@@ -77,6 +77,7 @@ class _Recorder:
         self.client = self
         self.where = "recorder"
         self.is_cluster = False
+        self.publishes_sharded = False
 
     async def execute_command(self, *command: Any) -> Any:
         self.sent.append(command)
@@ -137,7 +138,7 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
             await call
     by_sha = {script.sha: script for script in load_scripts().values()}
     called = set()
-    assert LEADING_ARGS == ("tag", "keep_ms", "dead_letter_cap")
+    assert LEADING_ARGS == ("tag", "keep_ms", "dead_letter_cap", "sharded")
     for command in recorder.sent:
         script = by_sha[command[1]]
         called.add(script.name)
@@ -150,7 +151,7 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
         assert command[3 : 3 + nkeys] == tuple(f"{k.tag}:{name}" for name, _ in names)
         assert {name for name, _ in names} <= set(KEY_NAMES)
         argv = command[3 + nkeys :]
-        assert argv[:LEADING] == (k.tag, 5, 7), script.name
+        assert argv[:LEADING] == (k.tag, 5, 7, 0), script.name
         rest = len(argv) - LEADING - len(script.args)
         assert rest >= 0 and (rest % len(script.each) == 0 if script.each else rest == 0)
     assert called == set(SCRIPT_NAMES), "every script has a store method"

@@ -33,10 +33,12 @@ from .records import (
     WorkflowMember,
 )
 from .scripts import PRIORITY_LIMIT
+from .sharded import MESSAGE_TYPES
 from .store import Store
 
 __all__ = [
     "MAX_PARTITIONS",
+    "MESSAGE_TYPES",
     "PRIORITY_LIMIT",
     "CancelOutcome",
     "Claim",

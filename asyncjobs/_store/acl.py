@@ -45,6 +45,7 @@ CLIENT_COMMANDS = (
     "xtrim",
     "subscribe",
     "unsubscribe",
+    "ssubscribe",
     "config|get",
 )
 

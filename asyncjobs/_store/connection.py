@@ -4,6 +4,9 @@ fakeredis in-process.
 Schemes: ``redis://``, ``rediss://``, ``unix://``, ``memory://[name]``,
 ``redis+cluster://[user:pass@]host:port[,host:port...]`` (``rediss+cluster://`` for TLS) and
 ``redis+sentinel://[user:pass@]host:port[,host:port...]/service_name[/db]``.
+
+A cluster URL may end in ``?sharded_pubsub=1`` (Redis 7 sharded pub/sub; ``=listen`` is the
+first step of switching a running deployment over; see docs/cluster.md).
 """
 
 from __future__ import annotations
@@ -16,11 +19,13 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as RedisRetry
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._errors import ConfigurationError, RedisUnavailable
+from .sharded import ShardedPubSub
 from .wire import BACKOFF, RETRIES, Wire, wire_for
 
 try:
@@ -86,6 +91,30 @@ def _memory_server(url: str) -> Any:
         return server
 
 
+#: ``?sharded_pubsub=`` → (scripts publish with SPUBLISH, subscribers listen with SSUBSCRIBE).
+_SHARDED_MODES = {"0": (False, False), "listen": (False, True), "1": (True, True)}
+
+
+def _pubsub_mode(url: str, where: str) -> tuple[str, bool, bool]:
+    """The URL without its ``sharded_pubsub`` option, and what the option asks for."""
+    parts = urlsplit(url)
+    options = parts.query.split("&") if parts.query else []
+    kept = [o for o in options if o.partition("=")[0] != "sharded_pubsub"]
+    values = [o.partition("=")[2] for o in options if o.partition("=")[0] == "sharded_pubsub"]
+    value = values[-1] if values else "0"
+    if value not in _SHARDED_MODES:
+        raise ConfigurationError(
+            f"sharded_pubsub={value!r} in {where}: use 1 (on), listen (the first step of a "
+            "rolling switch) or 0 (off)"
+        )
+    publish, listen = _SHARDED_MODES[value]
+    if listen and parts.scheme not in ("redis+cluster", "rediss+cluster"):
+        raise ConfigurationError(
+            f"sharded_pubsub is for Redis Cluster URLs (redis+cluster://): remove it from {where}"
+        )
+    return urlunsplit(parts._replace(query="&".join(kept))), publish, listen
+
+
 def _split_hosts(url: str) -> tuple[list[tuple[str, int]], str | None, str | None, str]:
     """``scheme://[user:pass@]h1:p1,h2:p2/rest`` → hosts, username, password, rest."""
     rest = url.split("://", 1)[1]
@@ -112,6 +141,7 @@ class Connection:
         self.url = url
         #: The URL without its password, for logs and error messages.
         self.where = redact(url)
+        url, self.publishes_sharded, self.listens_sharded = _pubsub_mode(url, self.where)
         self._sentinel: Any = None
         self._node_auth: dict[str, Any] = {}
         scheme = urlsplit(url).scheme
@@ -120,9 +150,9 @@ class Connection:
         #: Script calls go here when set (plain redis:// and unix:// URLs, with hiredis).
         self.wire: Wire | None = None
         if self.is_cluster:
-            self.client: Any = self._cluster_client(max_connections)
+            self.client: Any = self._cluster_client(url, max_connections)
         elif scheme == "redis+sentinel":
-            self.client = self._sentinel_client(max_connections)
+            self.client = self._sentinel_client(url, max_connections)
         elif self.is_memory:
             import fakeredis
 
@@ -130,7 +160,7 @@ class Connection:
                 server=_memory_server(url), max_connections=max_connections or UNBOUNDED_POOL
             )
         elif scheme in ("redis", "rediss", "unix"):
-            self.client = self._plain_client(scheme, max_connections)
+            self.client = self._plain_client(url, scheme, max_connections)
             self.wire = wire_for(self.client) if _HIREDIS else None
         else:
             raise ConfigurationError(
@@ -138,13 +168,13 @@ class Connection:
                 "redis+cluster://, redis+sentinel:// or memory://"
             )
 
-    def _plain_client(self, scheme: str, max_connections: int | None) -> Any:
+    def _plain_client(self, url: str, scheme: str, max_connections: int | None) -> Any:
         packing = {"redis": _FastConnection, "rediss": _FastSSLConnection}.get(scheme)
         extra: dict[str, Any] = {"connection_class": packing} if packing and _HIREDIS else {}
         if scheme != "unix":  # redis-py's unix connection refuses TCP options
             extra["socket_keepalive"] = True
         return aioredis.Redis.from_url(
-            self.url,
+            url,
             **extra,
             max_connections=max_connections or UNBOUNDED_POOL,
             socket_connect_timeout=5.0,
@@ -154,10 +184,10 @@ class Connection:
             **CLIENT_DEFAULTS,
         )
 
-    def _cluster_client(self, max_connections: int | None) -> Any:
+    def _cluster_client(self, url: str, max_connections: int | None) -> Any:
         from redis.asyncio.cluster import ClusterNode, RedisCluster
 
-        nodes, username, password, _ = _split_hosts(self.url)
+        nodes, username, password, _ = _split_hosts(url)
         self._node_auth = {"username": username, "password": password}
         return RedisCluster(  # type: ignore[abstract,unused-ignore]  # redis-py 5's stubs
             startup_nodes=[ClusterNode(host, port) for host, port in nodes],
@@ -170,10 +200,10 @@ class Connection:
             **CLIENT_DEFAULTS,
         )
 
-    def _sentinel_client(self, max_connections: int | None) -> Any:
+    def _sentinel_client(self, url: str, max_connections: int | None) -> Any:
         from redis.asyncio.sentinel import Sentinel
 
-        nodes, username, password, path = _split_hosts(self.url)
+        nodes, username, password, path = _split_hosts(url)
         service, _, db = path.partition("/")
         if not service:
             raise ConfigurationError(
@@ -195,15 +225,26 @@ class Connection:
         return wire_for(self.client) if self.wire is not None else None
 
     def pubsub(self, **options: Any) -> Any:
-        """A PubSub on the client's pool, or on one node of a cluster."""
+        """A PubSub on the client's pool, or on one node of a cluster (on each channel's own
+        master, with sharded pub/sub)."""
         if not self.is_cluster:
             return self.client.pubsub(**options)
-        node = self.client.get_default_node()
-        node_client = aioredis.Redis(
+        if self.listens_sharded:
+            return ShardedPubSub(self.client, self._shard_client)
+        return _NodePubSub(self._node_client(self.client.get_default_node()), **options)
+
+    def _node_client(self, node: Any, **extra: Any) -> Any:
+        """A plain client to one cluster node, for pub/sub."""
+        return aioredis.Redis(
             host=node.host, port=node.port, ssl=node.connection_kwargs.get("ssl", False),
-            **CLIENT_DEFAULTS, **self._node_auth,
+            **CLIENT_DEFAULTS, **self._node_auth, **extra,
         )  # fmt: skip
-        return _NodePubSub(node_client, **options)
+
+    def _shard_client(self, node: Any) -> Any:
+        """A node client that never reconnects by itself: a dropped subscription must reach
+        the subscriber as an error, to be made again and its waiters woken."""
+        never = RedisRetry(NoBackoff(), 0)  # type: ignore[no-untyped-call,unused-ignore]
+        return self._node_client(node, retry=never, socket_keepalive=True, socket_connect_timeout=5)
 
     async def check(self, timeout: float = 5.0) -> None:
         """Fail fast, with the URL and the reason, if Redis does not answer a PING."""

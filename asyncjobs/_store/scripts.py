@@ -70,7 +70,7 @@ _PRELUDE = _read("_prelude")
 KEY_NAMES = _lua_list(_PRELUDE, "KEY_NAMES")
 #: The fields of one new job, in the order enqueue and cron_tick read them.
 JOB_FIELDS = _lua_list(_PRELUDE, "JOB_FIELDS")
-#: How many arguments lead every script's ARGV (tag, keep_ms, dead_letter_cap).
+#: How many arguments lead every script's ARGV (tag, keep_ms, dead_letter_cap, sharded).
 LEADING = _lua_number(_PRELUDE, "LEADING")
 #: ``_priority`` is clamped to ±PRIORITY_LIMIT by the scripts; enqueue refuses more.
 PRIORITY_LIMIT = _lua_number(_PRELUDE, "PRIORITY_LIMIT")

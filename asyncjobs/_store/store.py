@@ -49,7 +49,8 @@ class Store(Admin):
     of operating queues, pause to bulk replays, are in ``admin``).
 
     ``keep_result_ms`` and ``dead_letter_cap`` are the leading arguments every script gets:
-    how long finished jobs stay readable and how many dead letters a queue keeps.
+    how long finished jobs stay readable and how many dead letters a queue keeps (and, from
+    the connection, whether scripts publish with SPUBLISH).
     """
 
     def __init__(
@@ -61,6 +62,7 @@ class Store(Admin):
         self._scripts = load_scripts()
         self._by_sha = {script.sha: script for script in self._scripts.values()}
         self._blocker: Any = None  # a Wire of its own for blocking waits, made on first use
+        self._sharded = int(connection.publishes_sharded)  # the scripts' ARGV[4]: SPUBLISH
 
     @property
     def where(self) -> str:
@@ -88,7 +90,7 @@ class Store(Admin):
         script = self._scripts[script_name]
         if args.keys() != script.arg_set:
             raise TypeError(f"{script.name}.lua takes {script.args}, not {tuple(args)}")
-        argv: list[Any] = [keys.tag, self.keep_result_ms, self.dead_letter_cap]
+        argv: list[Any] = [keys.tag, self.keep_result_ms, self.dead_letter_cap, self._sharded]
         argv += [args[arg] for arg in script.args]
         size = len(script.each)
         for group in each:

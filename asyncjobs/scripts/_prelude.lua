@@ -13,6 +13,8 @@ local KEY_NAMES = {'ready', 'deferred', 'leases', 'wake', 'seq', 'stats', 'limit
 --     with it, so all keys of a queue share one Redis Cluster slot
 --   ARGV[2] keep_ms   how long a finished job's record stays readable (0 = deleted at once)
 --   ARGV[3] dead_letter_cap   how many dead letters the stream keeps
+--   ARGV[4] sharded   '1' = publish with SPUBLISH (Redis 7 sharded pub/sub, asked for by the
+--     cluster URL): a message stays on the shard that owns its channel's slot; else PUBLISH
 --
 -- Invariants kept here for every script:
 --   * time comes from Redis (TIME), never from a client;
@@ -26,8 +28,12 @@ local rcall = redis.call
 -- wake = KEYS[2]}; P below likewise keeps only the prefixes the script uses)
 local K = {}
 for i, name in ipairs(KEY_NAMES) do K[name] = KEYS[i] end
-local LEADING = 3
+local LEADING = 4
 local TAG, KEEP_MS, DEAD_LETTER_CAP = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
+local SHARDED = ARGV[4] == '1'
+if SHARDED and not redis.REDIS_VERSION_NUM then  -- before Redis 7: stop before any write
+  return redis.error_reply('ERR sharded_pubsub needs Redis 7 or newer: remove it from the URL')
+end
 -- Prefixes of the keys made per job, per idempotency key, per workflow, per group, per task.
 local P = {job = TAG .. ':job:', idem = TAG .. ':idem:', wf = TAG .. ':wf:',
   group = TAG .. ':group:', rate = TAG .. ':rate:', rate_started = TAG .. ':rate-started:',
@@ -35,6 +41,12 @@ local P = {job = TAG .. ':job:', idem = TAG .. ':idem:', wf = TAG .. ':wf:',
 local EVENTS, CANCELS = TAG .. ':events', TAG .. ':cancel'
 -- A change to the queue's crontab is published here (the cron name), so workers reload it.
 local CRON_CHANGES = TAG .. ':cron-changes'
+
+-- Every message a script sends goes out here. Each channel starts with TAG, so with SPUBLISH it
+-- stays on the queue's own shard; classic PUBLISH is copied to every node of a cluster.
+local function announce(channel, message)
+  if SHARDED then rcall('SPUBLISH', channel, message) else rcall('PUBLISH', channel, message) end
+end
 
 local NOW
 do
@@ -253,7 +265,7 @@ local function release_slot(job_key, id)
 end
 
 local function publish(id, status)
-  rcall('PUBLISH', EVENTS, id .. ' ' .. status)
+  announce(EVENTS, id .. ' ' .. status)
 end
 
 -- Ends a job in a terminal status: stamps it, lets its record expire, tells the waiters.
@@ -406,7 +418,7 @@ local function wf_cancel_members(wf_key, skip_id, keep_ms)
       if status == 'in_progress' then
         rcall('ZREM', K.leases, member)
         release_slot(job_key, member)
-        rcall('PUBLISH', CANCELS, member)
+        announce(CANCELS, member)
       end
       finish_job(job_key, member, 'cancelled', keep_ms)
     end

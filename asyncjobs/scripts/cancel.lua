@@ -1,12 +1,12 @@
 -- cancel: end a job as cancelled, wherever it is; it is never retried.
--- ARGV[4] id
+-- ARGV[5] id
 -- Returns: 1 cancelled before it ran, 2 cancelled while running (its worker is told on the
 --   cancel channel and its token is revoked, so nothing it reports later is stored),
 --   3 it was cancelled already (also what a retry after a lost reply sees), 0 it ended
 --   otherwise, -1 not found.
 -- Cancelling a workflow cancels its members; cancelling a member fails its workflow (unless the
 -- member's failure is tolerated).
-local id = ARGV[4]
+local id = ARGV[5]
 local job_key = P.job .. id
 local status = rcall('HGET', job_key, 'status')
 if not status then return -1 end
@@ -32,7 +32,7 @@ elseif status == 'deferred' then
 elseif status == 'in_progress' then
   rcall('ZREM', K.leases, id)
   release_slot(job_key, id)
-  rcall('PUBLISH', CANCELS, id)
+  announce(CANCELS, id)
   code = 2
 else
   return 0

@@ -1,7 +1,7 @@
 -- claim: promote due deferred jobs, then hand out up to N ready jobs under fresh leases,
 -- honouring per-task concurrency limits and rate limits.
--- ARGV[4] worker (its id)   ARGV[5] slots (how many jobs it can take)   ARGV[6] lease_ms
--- ARGV[7] may_take_suspect ('1' = this worker carries no suspect: it may take one)
+-- ARGV[5] worker (its id)   ARGV[6] slots (how many jobs it can take)   ARGV[7] lease_ms
+-- ARGV[8] may_take_suspect ('1' = this worker carries no suspect: it may take one)
 -- Returns: {next_due_in_ms (-1 = nothing deferred), now_ms (Redis clock), suspects left waiting
 --   (0/1), the id of the suspect handed out in this claim ('' = none), then per claimed job:
 --   id, task, payload, attempts (this try, from 1), max_tries, timeout_ms, enqueued_at_ms,
@@ -19,7 +19,7 @@
 --   idle workers stay blocked until resume writes the wake key; due deferred jobs still move
 --   to ready, to wait there.
 workers_only()
-local worker, n, lease_ms = ARGV[4], tonumber(ARGV[5]), tonumber(ARGV[6])
+local worker, n, lease_ms = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = rcall('EXISTS', K.paused) == 1
 if paused then n = 0 end
 
@@ -66,7 +66,7 @@ end
 
 local out = {-1, NOW, 0, ''}
 -- A worker without a suspect takes the oldest one first (one slot), then ordinary jobs.
-local take_suspect = ARGV[7] == '1' and not paused
+local take_suspect = ARGV[8] == '1' and not paused
 if take_suspect then
   local last = rcall('ZRANGE', K.ready, -1, -1, 'WITHSCORES')
   take_suspect = #last > 0 and tonumber(last[2]) >= SUSPECT_BAND

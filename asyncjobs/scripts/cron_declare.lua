@@ -1,12 +1,12 @@
 -- cron_declare: list a worker's cron jobs (from its settings) in the crontab, so `crons()`
 -- shows them, and drop the ones no live worker declares any more.
--- ARGV[4] hold_ms (how long from now the declaration holds; workers renew it)
+-- ARGV[5] hold_ms (how long from now the declaration holds; workers renew it)
 -- then, per cron: name definition (JSON object, source = "settings"; `until` is added here)
 -- Returns: the names that were not declared because a run-time cron holds them.
 -- Invariant: a `settings` entry stays while some worker renews it; a run-time cron is never
 --   overwritten by one.
 workers_only()
-local until_ms = NOW + tonumber(ARGV[4])
+local until_ms = NOW + tonumber(ARGV[5])
 local conflicts = {}
 local declared = {}
 for i = LEADING + 2, #ARGV, 2 do

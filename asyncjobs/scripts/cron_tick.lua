@@ -1,17 +1,17 @@
 -- cron_tick: enqueue one tick of a cron job exactly once, however many workers fire it.
--- ARGV[4] name (of the cron job)   ARGV[5] tick_ms
--- ARGV[6] unique (1 = skip the tick while the previous run is still queued or running)
--- ARGV[7] revision ('' = a cron of the worker's settings; else the revision of the run-time cron
+-- ARGV[5] name (of the cron job)   ARGV[6] tick_ms
+-- ARGV[7] unique (1 = skip the tick while the previous run is still queued or running)
+-- ARGV[8] revision ('' = a cron of the worker's settings; else the revision of the run-time cron
 --   the worker loaded: the tick counts only while that very definition is in the crontab)
 -- then, per job: JOB_FIELDS (exactly one group: the tick's job)
 -- Returns: {job id, code}: 0 enqueued, 1 this tick (or a later one) was already handled,
 --   2 skipped because the previous run is still queued or running (unique), 3 the run-time
 --   cron was removed or replaced (nothing enqueued: once remove_cron returned, no tick is).
 workers_only()
-local name, tick, unique = ARGV[4], tonumber(ARGV[5]), ARGV[6] == '1'
-if ARGV[7] ~= '' then
+local name, tick, unique = ARGV[5], tonumber(ARGV[6]), ARGV[7] == '1'
+if ARGV[8] ~= '' then
   local stored = rcall('HGET', K.crontab, name)
-  if not stored or cjson.decode(stored).revision ~= ARGV[7] then return {'', 3} end
+  if not stored or cjson.decode(stored).revision ~= ARGV[8] then return {'', 3} end
 end
 local state = rcall('HGET', K.cron, name)
 local last_tick, last_id = 0, nil
@@ -28,7 +28,7 @@ if unique and last_id then
   end
 end
 local pending = new_jobs(1)
-local id, existed = create_job(8, pending)
+local id, existed = create_job(LEADING + 5, pending)
 rcall('HSET', K.cron, name, tick .. ' ' .. id)
 if existed == 1 then return {id, 1} end
 store_new_jobs(pending)

@@ -1,14 +1,14 @@
 -- dlq_search: find dead letters by task and by error text, newest first, reading at most
 --   `scan` entries (in chunks, so a large traceback never fills the script's memory).
--- ARGV[4] before (read entries older than this one; '+' = from the newest)   ARGV[5] task
---   ('' = any)   ARGV[6] text ('' = any; lower case, found in "<error type>: <message>")
---   ARGV[7] limit (matches wanted)   ARGV[8] scan (entries to read at most)   ARGV[9] skip
+-- ARGV[5] before (read entries older than this one; '+' = from the newest)   ARGV[6] task
+--   ('' = any)   ARGV[7] text ('' = any; lower case, found in "<error type>: <message>")
+--   ARGV[8] limit (matches wanted)   ARGV[9] scan (entries to read at most)   ARGV[10] skip
 --   (matches to pass over first: a page further down, sent without the ones before it)
 -- Returns: {next (the entry to continue before; '' = the stream was read to its start), then
 --   per match: entry id, fields (a flat list, as XRANGE gives them)}
 -- Invariant: reads only.
-local before, task, text = ARGV[4], ARGV[5], ARGV[6]
-local limit, scan, skip = tonumber(ARGV[7]), tonumber(ARGV[8]), tonumber(ARGV[9])
+local before, task, text = ARGV[5], ARGV[6], ARGV[7]
+local limit, scan, skip = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 local out, matches, read, done = {''}, 0, 0, false
 local CHUNK = 100
 local max = before == '+' and '+' or '(' .. before

@@ -1,19 +1,19 @@
 -- fail: record a failed try, then either schedule the next try or dead-letter the job.
--- ARGV[4] id   ARGV[5] token
--- ARGV[6] retry_delay_ms (-1 = a permanent failure, never retried)
--- ARGV[7] max_tries (the worker's effective value)
--- ARGV[8] error_type   ARGV[9] error_message   ARGV[10] traceback
+-- ARGV[5] id   ARGV[6] token
+-- ARGV[7] retry_delay_ms (-1 = a permanent failure, never retried)
+-- ARGV[8] max_tries (the worker's effective value)
+-- ARGV[9] error_type   ARGV[10] error_message   ARGV[11] traceback
 -- Returns: 1 retry scheduled, 2 dead-lettered (status failed), -1 refused: lease token lost.
 -- Invariant: the job leaves leases and lands in deferred/ready or the dead-letter stream in
 --   the same step, so no crash between "failed" and "rescheduled" can lose it.
 workers_only()
-local id, token = ARGV[4], ARGV[5]
-local delay, max_tries = tonumber(ARGV[6]), tonumber(ARGV[7])
+local id, token = ARGV[5], ARGV[6]
+local delay, max_tries = tonumber(ARGV[7]), tonumber(ARGV[8])
 local job_key = P.job .. id
 if rcall('HGET', job_key, 'token') ~= token then return -1 end
 rcall('ZREM', K.leases, id)
 release_slot(job_key, id)
-set_error(job_key, ARGV[8], ARGV[9], ARGV[10])
+set_error(job_key, ARGV[9], ARGV[10], ARGV[11])
 local attempts = tonumber(rcall('HGET', job_key, 'attempts') or '0')
 if delay >= 0 and attempts < max_tries then
   rcall('HDEL', job_key, 'token', 'suspect', 'recovered')  -- it ran and raised: not a suspect
@@ -31,7 +31,7 @@ if delay >= 0 and attempts < max_tries then
   return 1
 end
 dead_letter(job_key, id)
-wf_member_failed(job_key, id, ARGV[8], ARGV[9])
+wf_member_failed(job_key, id, ARGV[9], ARGV[10])
 finish_job(job_key, id, 'failed')
 tally('failed')
 return 2

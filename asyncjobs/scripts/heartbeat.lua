@@ -1,8 +1,8 @@
 -- heartbeat: mark a worker alive on a queue until now + ttl (Redis clock), with what it tells
 --   about itself, and declare its tasks' limits for as long; drop stale workers; fold the
 --   minutes that ended into the hourly history.
--- ARGV[4] worker   ARGV[5] ttl_ms (0 = the worker leaves now)   ARGV[6] running (jobs it runs)
--- ARGV[7] about (a JSON object: host, pid, queues, concurrency, started_at...)
+-- ARGV[5] worker   ARGV[6] ttl_ms (0 = the worker leaves now)   ARGV[7] running (jobs it runs)
+-- ARGV[8] about (a JSON object: host, pid, queues, concurrency, started_at...)
 -- then, per task: task concurrency interval_ms max_tries (0 = the task sets none)
 -- Returns: how many workers are alive on this queue.
 -- Invariants: K.worker_info holds "<last seen ms> <running> <about>" for exactly the workers in
@@ -14,10 +14,10 @@
 --   last minute added) once, by whichever heartbeat first sees it ended; hours are kept
 --   HOUR_KEEP hours.
 workers_only()
-local worker, ttl = ARGV[4], tonumber(ARGV[5])
+local worker, ttl = ARGV[5], tonumber(ARGV[6])
 if ttl > 0 then
   rcall('ZADD', K.workers, NOW + ttl, worker)
-  rcall('HSET', K.worker_info, worker, NOW .. ' ' .. ARGV[6] .. ' ' .. ARGV[7])
+  rcall('HSET', K.worker_info, worker, NOW .. ' ' .. ARGV[7] .. ' ' .. ARGV[8])
 else
   rcall('ZREM', K.workers, worker)
   rcall('HDEL', K.worker_info, worker)

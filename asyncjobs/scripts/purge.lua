@@ -1,9 +1,9 @@
 -- purge: end up to `limit` waiting jobs (ready, blocked on a concurrency slot, deferred) as
 --   cancelled, as cancel does; called again while it reports more.
--- ARGV[4] limit
+-- ARGV[5] limit
 -- Returns: {purged, more (1 = waiting jobs are left: call again)}
 -- Invariant: running jobs are not touched; a purged workflow member fails its workflow.
-local limit = tonumber(ARGV[4])
+local limit = tonumber(ARGV[5])
 local purged = 0
 
 local function drop(id, from)

@@ -1,6 +1,6 @@
 -- recover: put back the jobs whose lease ran out (their worker died, was killed or stalled).
--- ARGV[4] limit (at most this many jobs per call)   ARGV[5] default_max_tries (for jobs that
---   carry none and whose task published none)   ARGV[6] max_stalls (lost leases before a job
+-- ARGV[5] limit (at most this many jobs per call)   ARGV[6] default_max_tries (for jobs that
+--   carry none and whose task published none)   ARGV[7] max_stalls (lost leases before a job
 --   is a poison pill)
 -- Returns: {recovered, dead_lettered, next_lease_deadline_in_ms (-1 = no leases), then for each
 --   dead-lettered job: id, task, error type, error message}
@@ -11,7 +11,7 @@
 -- are not blamed: the first time they go back to the front of the line (push_front), a job
 -- recovered again comes back as a suspect (push_suspect), as a blamed one does.
 workers_only()
-local limit, default_max, max_stalls = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local limit, default_max, max_stalls = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
 local expired = rcall('ZRANGEBYSCORE', K.leases, '-inf', NOW, 'LIMIT', 0, limit)
 local in_flight, suspects = {}, {}  -- per dead worker: jobs it held, and suspects among them
 for _, id in ipairs(expired) do

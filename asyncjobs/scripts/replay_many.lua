@@ -1,12 +1,12 @@
 -- replay_many: replay the dead letters of a stretch of the stream, oldest first (all of them,
 --   or one task's), each as replay does; called again from `next` until it returns ''.
--- ARGV[4] after (entry id to start after; '-' = the oldest)   ARGV[5] until (the newest entry
+-- ARGV[5] after (entry id to start after; '-' = the oldest)   ARGV[6] until (the newest entry
 --   to consider, read when the bulk replay began, so jobs that fail again meanwhile are not
---   replayed twice)   ARGV[6] task ('' = every task)   ARGV[7] limit (entries read per call)
+--   replayed twice)   ARGV[7] task ('' = every task)   ARGV[8] limit (entries read per call)
 -- Returns: {next (the entry to continue after; '' = done), replayed, live (left: their job is
 --   live again)}
 -- Invariant: each call reads at most `limit` entries, so a bulk replay reads the stream once.
-local after, last, task, limit = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7])
+local after, last, task, limit = ARGV[5], ARGV[6], ARGV[7], tonumber(ARGV[8])
 local start = after == '-' and '-' or '(' .. after
 local entries = rcall('XRANGE', K.dlq, start, last, 'COUNT', limit)
 local replayed, live = 0, 0

@@ -1,8 +1,8 @@
 -- requeue: give a claimed job back without spending a try (graceful shutdown ran out of time).
--- ARGV[4] id   ARGV[5] token
+-- ARGV[5] id   ARGV[6] token
 -- Returns: 1 requeued, -1 refused: lease token lost.
 workers_only()
-local id, token = ARGV[4], ARGV[5]
+local id, token = ARGV[5], ARGV[6]
 local job_key = P.job .. id
 if rcall('HGET', job_key, 'token') ~= token then return -1 end
 rcall('ZREM', K.leases, id)

@@ -1,13 +1,13 @@
 -- stats: one consistent snapshot of a queue, for info, metrics, stats() and dashboards.
--- ARGV[4] minutes (how many minute buckets, the current one last; 0 = none)
---   ARGV[5] hours (1 = include the hourly history)   ARGV[6] groups (count the blocked jobs
+-- ARGV[5] minutes (how many minute buckets, the current one last; 0 = none)
+--   ARGV[6] hours (1 = include the hourly history)   ARGV[7] groups (count the blocked jobs
 --   of at most this many concurrency groups)
 -- Returns: {now_ms, ready, deferred, in_progress, dead_letters, live workers, paused_at_ms
 --   (0 = not paused), blocked jobs, groups with blocked jobs, counters (flat field/value list),
 --   minute buckets (per minute with data: {unix minute, flat field/value list}), hourly
 --   history (flat, as K.hours holds it), unknown tasks (flat: task, "<last ms> <worker>")}
 -- Invariant: reads only.
-local minutes, with_hours, max_groups = tonumber(ARGV[4]), ARGV[5] == '1', tonumber(ARGV[6])
+local minutes, with_hours, max_groups = tonumber(ARGV[5]), ARGV[6] == '1', tonumber(ARGV[7])
 local groups = rcall('SCARD', K.groups)
 local blocked = 0
 if groups > 0 and max_groups > 0 then

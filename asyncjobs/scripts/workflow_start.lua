@@ -1,7 +1,7 @@
 -- workflow_start: store a compiled workflow and enqueue the members that wait for nothing.
--- ARGV[4] id (of the workflow)   ARGV[5] kind   ARGV[6] result_template
--- ARGV[7] trace (the trace context every member carries; '' = none)
--- ARGV[8] on_error (JSON list of the error callbacks, innermost node first, each
+-- ARGV[5] id (of the workflow)   ARGV[6] kind   ARGV[7] result_template
+-- ARGV[8] trace (the trace context every member carries; '' = none)
+-- ARGV[9] on_error (JSON list of the error callbacks, innermost node first, each
 --   [task, head, tail, takes_failure, first, last, priority, max_tries, timeout_ms]: the
 --   callback of the node holding members first..last; '[]' = none; see wf_error_callbacks)
 -- then, per member: task head tail template awaited dependents priority max_tries timeout_ms
@@ -12,19 +12,19 @@
 -- Returns: 1 created, 0 a job with this id exists already.
 -- Invariant: the workflow job `<id>` is never in ready/deferred/leases; its members are, and
 --   their acks and failures move the workflow on (see wf_member_done in the prelude).
-local id = ARGV[4]
+local id = ARGV[5]
 local job_key = P.job .. id
 local wf_key = P.wf .. id
 if rcall('EXISTS', job_key) == 1 then return 0 end
-local first, width = 9, 10
+local first, width = LEADING + 6, 10
 local n = (#ARGV - first + 1) / width
-rcall('HSET', job_key, 'task', 'workflow:' .. ARGV[5], 'payload', '[[],{}]', 'priority', 0,
+rcall('HSET', job_key, 'task', 'workflow:' .. ARGV[6], 'payload', '[[],{}]', 'priority', 0,
   'max_tries', 0, 'timeout', 0, 'attempts', 0, 'enqueued_at', NOW, 'status', 'queued',
   'workflow_root', wf_key, 'progress', 0, 'message', '0 of ' .. n .. ' members done')
 rcall('HSET', wf_key, 'id', id, 'job_key', job_key, 'total', n, 'done', 0, 'status', 'running',
-  'result_tpl', ARGV[6], 'keep', KEEP_MS)
-if ARGV[7] ~= '' then rcall('HSET', wf_key, 'trace', ARGV[7]) end
-if ARGV[8] ~= '[]' then rcall('HSET', wf_key, 'on_error', ARGV[8]) end
+  'result_tpl', ARGV[7], 'keep', KEEP_MS)
+if ARGV[8] ~= '' then rcall('HSET', wf_key, 'trace', ARGV[8]) end
+if ARGV[9] ~= '[]' then rcall('HSET', wf_key, 'on_error', ARGV[9]) end
 local roots = {}
 for i = 0, n - 1 do
   local b = first + i * width
