@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import re
 import threading
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import unquote, urlsplit, urlunsplit
 
@@ -144,6 +145,8 @@ class Connection:
         url, self.publishes_sharded, self.listens_sharded = _pubsub_mode(url, self.where)
         self._sentinel: Any = None
         self._node_auth: dict[str, Any] = {}
+        #: Makes the client a PubSub runs on (None: the main client's own will do).
+        self._subscriber: Callable[[], Any] | None = None
         scheme = urlsplit(url).scheme
         self.is_cluster = scheme in ("redis+cluster", "rediss+cluster")
         self.is_memory = scheme == "memory"
@@ -161,6 +164,7 @@ class Connection:
             )
         elif scheme in ("redis", "rediss", "unix"):
             self.client = self._plain_client(url, scheme, max_connections)
+            self._subscriber = lambda: self._plain_client(url, scheme, None, retry=_never_retry())
             self.wire = wire_for(self.client) if _HIREDIS else None
         else:
             raise ConfigurationError(
@@ -168,21 +172,23 @@ class Connection:
                 "redis+cluster://, redis+sentinel:// or memory://"
             )
 
-    def _plain_client(self, url: str, scheme: str, max_connections: int | None) -> Any:
+    def _plain_client(
+        self, url: str, scheme: str, max_connections: int | None, **overrides: Any
+    ) -> Any:
         packing = {"redis": _FastConnection, "rediss": _FastSSLConnection}.get(scheme)
         extra: dict[str, Any] = {"connection_class": packing} if packing and _HIREDIS else {}
         if scheme != "unix":  # redis-py's unix connection refuses TCP options
             extra["socket_keepalive"] = True
-        return aioredis.Redis.from_url(
-            url,
+        options: dict[str, Any] = {
             **extra,
-            max_connections=max_connections or UNBOUNDED_POOL,
-            socket_connect_timeout=5.0,
-            health_check_interval=30,
-            retry=RedisRetry(BACKOFF, retries=RETRIES),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            "max_connections": max_connections or UNBOUNDED_POOL,
+            "socket_connect_timeout": 5.0,
+            "health_check_interval": 30,
+            "retry": RedisRetry(BACKOFF, retries=RETRIES),
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError],
             **CLIENT_DEFAULTS,
-        )
+        }
+        return aioredis.Redis.from_url(url, **{**options, **overrides})
 
     def _cluster_client(self, url: str, max_connections: int | None) -> Any:
         from redis.asyncio.cluster import ClusterNode, RedisCluster
@@ -210,28 +216,38 @@ class Connection:
                 f"{self.where!r} names no service: use redis+sentinel://host:port/service_name[/db]"
             )
         self._sentinel = Sentinel(nodes, socket_connect_timeout=5.0)  # type: ignore[no-untyped-call]
-        return self._sentinel.master_for(
-            service,
-            db=int(db or 0),
-            username=username,
-            password=password,
-            socket_keepalive=True,
-            max_connections=max_connections or UNBOUNDED_POOL,
-            **CLIENT_DEFAULTS,
-        )
+
+        def master(max_connections: int | None, **overrides: Any) -> Any:
+            return self._sentinel.master_for(
+                service,
+                db=int(db or 0),
+                username=username,
+                password=password,
+                socket_keepalive=True,
+                max_connections=max_connections or UNBOUNDED_POOL,
+                **{**CLIENT_DEFAULTS, **overrides},
+            )
+
+        self._subscriber = lambda: master(None, retry=_never_retry())
+        return master(max_connections)
 
     def blocking_wire(self) -> Wire | None:
         """A Wire of its own for a blocking wait (None where script calls have no Wire)."""
         return wire_for(self.client) if self.wire is not None else None
 
     def pubsub(self, **options: Any) -> Any:
-        """A PubSub on the client's pool, or on one node of a cluster (on each channel's own
-        master, with sharded pub/sub)."""
-        if not self.is_cluster:
+        """A PubSub on a client of its own, or on one node of a cluster (on each channel's
+        own master, with sharded pub/sub). Its connections never reconnect by themselves: a
+        dropped subscription must reach the subscriber as an error, to be made again and its
+        waiters woken (redis-py's retry would subscribe again silently, and an event published
+        in between would be lost: a waiter would wait for its timeout)."""
+        if self.is_cluster:
+            if self.listens_sharded:
+                return ShardedPubSub(self.client, self._shard_client)
+            return _OwnClientPubSub(self._shard_client(self.client.get_default_node()), **options)
+        if self._subscriber is None:  # memory://: nothing to drop
             return self.client.pubsub(**options)
-        if self.listens_sharded:
-            return ShardedPubSub(self.client, self._shard_client)
-        return _NodePubSub(self._node_client(self.client.get_default_node()), **options)
+        return _OwnClientPubSub(self._subscriber(), **options)
 
     def _node_client(self, node: Any, **extra: Any) -> Any:
         """A plain client to one cluster node, for pub/sub."""
@@ -241,10 +257,10 @@ class Connection:
         )  # fmt: skip
 
     def _shard_client(self, node: Any) -> Any:
-        """A node client that never reconnects by itself: a dropped subscription must reach
-        the subscriber as an error, to be made again and its waiters woken."""
-        never = RedisRetry(NoBackoff(), 0)  # type: ignore[no-untyped-call,unused-ignore]
-        return self._node_client(node, retry=never, socket_keepalive=True, socket_connect_timeout=5)
+        """A node client for pub/sub that never reconnects by itself (see ``pubsub``)."""
+        return self._node_client(
+            node, retry=_never_retry(), socket_keepalive=True, socket_connect_timeout=5
+        )
 
     async def check(self, timeout: float = 5.0) -> None:
         """Fail fast, with the URL and the reason, if Redis does not answer a PING."""
@@ -274,9 +290,14 @@ class Connection:
                 await node.aclose()
 
 
-class _NodePubSub:
-    """Pub/sub through a plain client to one cluster node: classic PUBLISH reaches every node,
-    and redis-py's asyncio cluster client has no pub/sub of its own."""
+def _never_retry() -> Any:
+    return RedisRetry(NoBackoff(), 0)  # type: ignore[no-untyped-call,unused-ignore]
+
+
+class _OwnClientPubSub:
+    """Pub/sub through a client of its own, closed with it: to one cluster node (classic
+    PUBLISH reaches every node, and redis-py's asyncio cluster client has no pub/sub), or to
+    a plain or Sentinel-found server with a retry policy of its own."""
 
     def __init__(self, node_client: Any, **options: Any) -> None:
         self._client = node_client
