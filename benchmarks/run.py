@@ -260,7 +260,7 @@ def versions_of(run: Run) -> dict[str, dict[str, str]]:
         v = peers.installed_versions(aj)
         rev = asyncjobs_source.git_rev(aj.env["BENCH_ASYNCJOBS_REV"] or None)
         source = Path(aj.env["BENCH_ASYNCJOBS_SRC"]) / "asyncjobs" / "_version.py"
-        found = re.search(r'VERSION = "([^"]+)"', source.read_text())
+        found = re.search(r'VERSION = "([^"]+)"', source.read_text() if source.exists() else "")
         version = found.group(1) if found else "?"
         v["asyncjobs"] = f"{version} ({rev}, --loop {run.args.asyncjobs_loop})"
         versions[aj.name] = v
