@@ -154,7 +154,10 @@ def cron(
     from croniter import croniter  # imported here: it costs ~0.2 s, and most apps have no cron
 
     if not croniter.is_valid(expression):
-        raise ValueError(f"invalid cron expression {expression!r}")
+        raise ValueError(
+            f"invalid cron expression {expression!r}: use five fields (minute hour day month "
+            "weekday), or six with seconds last, e.g. '0 6 * * mon-fri'"
+        )
     if missed not in ("skip", "run_once"):
         raise ValueError("missed must be 'skip' or 'run_once'")
     return CronJob(

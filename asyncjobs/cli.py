@@ -15,7 +15,7 @@ from typing import Any
 
 import typer
 
-from . import _cli_ops, _cli_progress
+from . import _cli_cron, _cli_ops, _cli_progress
 from ._cli_common import (
     DEFAULT_PREFIX,
     DEFAULT_REDIS_URL,
@@ -55,8 +55,12 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(dlq_app, name="dlq")
-cron_app = typer.Typer(help="Cron jobs of a settings module.", no_args_is_help=True)
+cron_app = typer.Typer(
+    help="Cron jobs: list those of a settings module or of a queue; add and remove at run time.",
+    no_args_is_help=True,
+)
 app.add_typer(cron_app, name="cron")
+_cli_cron.register(cron_app)
 _cli_ops.register(app)
 app.command()(dashboard)
 
@@ -569,20 +573,27 @@ def job(
 
 @cron_app.command("list")
 def cron_list(
-    settings_path: str = typer.Argument(..., metavar="MODULE:SETTINGS"),
+    settings_path: str | None = typer.Argument(None, metavar="[MODULE:SETTINGS]"),
     count: int = typer.Option(3, "--next", "-n", help="How many fire times to show."),
+    queue: str = typer.Option("default", "--queue", "-q", help="Without settings: this queue."),
+    all_queues: bool = typer.Option(False, "--all-queues", help="Without settings: every queue."),
+    as_json: bool = typer.Option(False, "--json", help="Without settings: JSON."),
     redis_url: str | None = RedisUrlOption,
     prefix: str | None = PrefixOption,
 ) -> None:
     """Each cron job of the settings: schedule, time zone, last run (read from Redis) and
-    next fire times (in the cron's own time zone).
+    next fire times (in the cron's own time zone). Without settings: the crons Redis holds
+    for a queue, added at run time or declared by its live workers.
 
-    Example: asyncjobs cron list myapp.tasks:settings
+    Example: asyncjobs cron list myapp.tasks:settings   (or: asyncjobs cron list -q emails)
     """
     from datetime import datetime, timezone
 
     from ._errors import AsyncJobsError
 
+    if settings_path is None:
+        _cli_cron.list_stored(queue, all_queues, as_json, redis_url, prefix)
+        return
     settings = _settings_or_exit(settings_path)
     if not settings.cron_jobs:
         typer.echo("no cron jobs in these settings")
