@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 import time
 import uuid
 from pathlib import Path
@@ -19,8 +18,8 @@ from .cluster_tasks import count_run
 from .crash_tasks import quick
 from .redis_cluster import RedisCluster
 from .redis_server import RedisServer, find_server, free_port
+from .test_crash import spawn_worker
 
-ROOT = Path(__file__).parent.parent
 pytestmark = pytest.mark.cluster
 
 
@@ -45,25 +44,11 @@ async def test_four_workers_three_queues_10k_jobs_exactly_once(
             )
         items = [(count_run, (counter,), {"_queue_name": f"q{i % 3 + 1}"}) for i in range(10_000)]
         jobs = await queue.enqueue_many(items)
-        logs = [(tmp_path / f"w{i}.log").open("wb") for i in range(4)]
         workers = [
-            subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "asyncjobs",
-                    "worker",
-                    "tests.cluster_tasks:settings",
-                    "--redis-url",
-                    redis_cluster.url,
-                    "--log-level",
-                    "WARNING",
-                ],
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-                stderr=log,
+            spawn_worker(
+                redis_cluster.url, None, tmp_path / f"w{i}.log", "tests.cluster_tasks:settings"
             )
-            for log in logs
+            for i in range(4)
         ]
         try:
             deadline = time.monotonic() + 120
@@ -77,8 +62,6 @@ async def test_four_workers_three_queues_10k_jobs_exactly_once(
                 w.terminate()
             for w in workers:
                 w.wait(30)
-            for log in logs:
-                log.close()
         assert len(runs) == 10_000 and set(runs.values()) == {b"1"}, "each job ran exactly once"
         assert {j.id.encode() for j in jobs} == set(runs)
         for name in ("q1", "q2", "q3"):

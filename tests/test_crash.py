@@ -29,9 +29,10 @@ ROOT = Path(__file__).parent.parent
 
 
 def spawn_worker(
-    url: str, queue: str, log: Path, settings: str = "tests.crash_tasks:settings"
+    url: str, queue: str | None, log: Path, settings: str = "tests.crash_tasks:settings"
 ) -> subprocess.Popen[bytes]:
-    """An `asyncjobs worker` subprocess on one queue, logging to a file."""
+    """An `asyncjobs worker` subprocess logging to a file: on one queue, or the settings' own."""
+    on_queue = ["--queue", queue] if queue is not None else []
     with log.open("ab") as out:
         return subprocess.Popen(
             [
@@ -42,8 +43,7 @@ def spawn_worker(
                 settings,
                 "--redis-url",
                 url,
-                "--queue",
-                queue,
+                *on_queue,
                 "--log-level",
                 "WARNING",
             ],
