@@ -9,22 +9,26 @@ runs again (at-least-once).
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import contextlib
 
+from ._compat import timeout
 from ._store import FailOutcome, QueueKeys, Store, UnknownTaskOutcome
 from ._supervise import Supervisor
 from ._tracing import suppressed
 
 
-@dataclass(eq=False)
 class _Ack:
-    keys: QueueKeys
-    job_id: str
-    token: str
-    result: bytes
-    done: asyncio.Future[bool] = field(
-        default_factory=lambda: asyncio.get_running_loop().create_future()
-    )
+    """One success to report; ``done`` is what its try awaits (cancelling that try leaves the
+    report pending: it is still sent)."""
+
+    __slots__ = ("done", "job_id", "keys", "result", "token")
+
+    def __init__(
+        self, keys: QueueKeys, job_id: str, token: str, result: bytes, done: asyncio.Future[bool]
+    ) -> None:
+        self.keys, self.job_id, self.token, self.result, self.done = (
+            keys, job_id, token, result, done
+        )  # fmt: skip
 
 
 class Finisher:
@@ -36,17 +40,19 @@ class Finisher:
         self.store = store
         self.supervisor = supervisor
         self._pending: list[_Ack] = []
-        self._outstanding: set[asyncio.Future[bool]] = set()
+        self._unsent = 0  # acks handed in and not yet stored (or refused) by Redis
+        self._all_sent = asyncio.Event()
+        self._all_sent.set()
         self._wakeup = asyncio.Event()
 
     async def succeed(self, keys: QueueKeys, job_id: str, token: str, result: bytes) -> bool:
         """Store the result; False if the lease was lost (the outcome was refused)."""
-        ack = _Ack(keys, job_id, token, result)
-        self._pending.append(ack)
-        self._outstanding.add(ack.done)
-        ack.done.add_done_callback(self._outstanding.discard)
+        done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(_Ack(keys, job_id, token, result, done))
+        self._unsent += 1
+        self._all_sent.clear()
         self._wakeup.set()
-        return await asyncio.shield(ack.done)
+        return await done
 
     async def flush(self) -> None:
         """One step of the ack loop: wait for acks, send them (one call per queue). A batch
@@ -55,22 +61,29 @@ class Finisher:
             self._wakeup.clear()
             await self._wakeup.wait()
         batch, self._pending = self._pending, []
-        by_queue: dict[QueueKeys, list[_Ack]] = {}
-        for ack in batch:
-            by_queue.setdefault(ack.keys, []).append(ack)
-        sent: set[int] = set()
+        keys = batch[0].keys
+        if all(ack.keys is keys for ack in batch):
+            by_queue = {keys: batch}
+        else:
+            by_queue = {}
+            for ack in batch:
+                by_queue.setdefault(ack.keys, []).append(ack)
+        stored_queues: set[QueueKeys] = set()
         try:
             for keys, acks in by_queue.items():
                 stored = await self.store.complete(
                     keys, [(a.job_id, a.token, a.result) for a in acks]
                 )
                 for ack, ok in zip(acks, stored, strict=True):
-                    sent.add(id(ack))
                     if not ack.done.done():
                         ack.done.set_result(ok)
+                stored_queues.add(keys)
+                self._unsent -= len(acks)
         finally:
-            unsent = [ack for ack in batch if id(ack) not in sent]
-            self._pending[:0] = unsent
+            if len(stored_queues) < len(by_queue):
+                self._pending[:0] = [ack for ack in batch if ack.keys not in stored_queues]
+            if not self._unsent:
+                self._all_sent.set()
 
     async def fail(
         self,
@@ -134,11 +147,9 @@ class Finisher:
 
     async def drain(self, grace: float | None = None) -> None:
         """Wait until every ack handed in so far has landed (at most ``grace`` seconds)."""
-        loop = asyncio.get_running_loop()
-        deadline = None if grace is None else loop.time() + grace
-        while self._outstanding:
-            left = None if deadline is None else deadline - loop.time()
-            if left is not None and left <= 0:
-                return  # unreported jobs come back when their leases run out
-            self._wakeup.set()
-            await asyncio.wait(set(self._outstanding), timeout=left)
+        if not self._unsent:
+            return
+        self._wakeup.set()
+        with contextlib.suppress(asyncio.TimeoutError):  # not wait_for: see _compat
+            async with timeout(grace):  # unreported jobs come back when their leases run out
+                await self._all_sent.wait()

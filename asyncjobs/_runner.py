@@ -15,6 +15,7 @@ from pydantic import ValidationError
 from . import _serde
 from ._backoff import retry_delay
 from ._context import Context
+from ._deadlines import TIMED_OUT, Deadlines
 from ._errors import (
     JobTimeout,
     LeaseLost,
@@ -30,6 +31,7 @@ from ._soft_timeout import call_with_soft_timeout
 from ._store import FailOutcome, Store, UnknownTaskOutcome
 from ._task import Task
 from ._tracing import Tracing
+from .log import CallSite
 
 if TYPE_CHECKING:
     from ._queue import Queue
@@ -62,26 +64,6 @@ class Hooks:
 
 class _TryTimedOut(Exception):
     pass
-
-
-if sys.version_info >= (3, 11):
-
-    async def _call_with_timeout(coro: Any, seconds: float) -> Any:
-        try:
-            async with asyncio.timeout(seconds) as scope:
-                return await coro
-        except TimeoutError:
-            if scope.expired():
-                raise _TryTimedOut from None
-            raise
-
-else:  # pragma: no cover - exercised on 3.10 only
-
-    async def _call_with_timeout(coro: Any, seconds: float) -> Any:
-        try:
-            return await asyncio.wait_for(coro, seconds)
-        except asyncio.TimeoutError:
-            raise _TryTimedOut from None
 
 
 def _storable(text: str, limit: int, keep_end: bool = False) -> str:
@@ -150,6 +132,7 @@ class Runner:
         self.worker_id = worker_id
         self.unknown_task_grace = unknown_task_grace
         self._unknown_seen: set[str] = set()  # tasks already warned about (bounded)
+        self.deadlines = Deadlines()
 
     def context(self, job: ClaimedJob, max_tries: int) -> Context:
         """The job's own context: a copy of the worker's state, so a write stays with it."""
@@ -260,7 +243,7 @@ class Runner:
             self.metrics.job_started(job)
         await self.hooks.call("on_job_start", ctx)
         try:
-            result = await _call_with_timeout(call, timeout)
+            result = await self._body(job, call, timeout)
         except asyncio.CancelledError:
             job.running = False
             if job.stop_reason is None:
@@ -284,6 +267,21 @@ class Runner:
             await self._report_success(job, ctx, result, started)
         await self.hooks.call("on_job_end", ctx)
         return ctx
+
+    async def _body(self, job: ClaimedJob, call: Any, timeout: float) -> Any:
+        """Await the task's coroutine; cancelled (and _TryTimedOut raised) once it runs past
+        ``timeout`` seconds."""
+        slot = self.deadlines.add(job, timeout)
+        try:
+            return await call
+        except asyncio.CancelledError:
+            if job.stop_reason == TIMED_OUT:
+                raise _TryTimedOut from None
+            raise
+        finally:
+            self.deadlines.remove(slot, job)
+            if job.stop_reason == TIMED_OUT and sys.version_info >= (3, 11):
+                asyncio.current_task().uncancel()  # type: ignore[union-attr]
 
     async def _report_success(
         self, job: ClaimedJob, ctx: Context, result: Any, started: float
@@ -441,25 +439,15 @@ def _log_refused(job: ClaimedJob) -> None:
     )
 
 
-_SUCCESS_LINE = "job %s %s try %d succeeded in %.3fs"
-
-
 def _log_success(job: ClaimedJob, took: float) -> None:
     """The per-job INFO line, as ``log.info`` would emit it (same record, filters, handlers),
-    minus the caller lookup that walks the stack for every record: the call site is this one.
-    It was a tenth of the line's cost, and the worker writes one line per job."""
-    record = log.makeRecord(
-        log.name,
-        logging.INFO,
-        __file__,
-        _log_success.__code__.co_firstlineno,
-        _SUCCESS_LINE,
-        (job.id, job.task_name, job.attempt, took),
-        None,
-        "_log_success",
-        _extra(job, "succeeded", took),
-    )
-    log.handle(record)
+    made the cheap way: the worker writes one line per job."""
+    _SUCCESS.log((job.id, job.task_name, job.attempt, took), _extra(job, "succeeded", took))
+
+
+_SUCCESS = CallSite(
+    log, logging.INFO, "job %s %s try %d succeeded in %.3fs", _log_success, batched=True
+)
 
 
 def _extra(job: ClaimedJob, outcome: str, took: float | None) -> dict[str, Any]:

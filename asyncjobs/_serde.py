@@ -24,6 +24,8 @@ def _default(value: Any) -> Any:
 
 def dumps(value: Any, what: str) -> bytes:
     """Encode ``value`` as JSON bytes; ``what`` names it in the error (e.g. "arguments of add")."""
+    if value is None:  # most tasks return nothing: no need to look for a hidden NaN
+        return b"null"
     try:
         data = orjson.dumps(value, default=_default, option=_OPTIONS)
     except TypeError as exc:

@@ -69,8 +69,8 @@ MUTANTS = [
     (
         "no log fields",
         "asyncjobs/_runner.py",
-        '        _extra(job, "succeeded", took),\n    )',
-        "        None,\n    )",
+        '_extra(job, "succeeded", took))',
+        "{})",
         f"{PROMISES}::test_job_log_lines_carry_their_fields",
     ),
     (

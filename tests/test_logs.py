@@ -26,7 +26,14 @@ from typer.testing import CliRunner
 from asyncjobs import Context, Queue, Worker, WorkerSettings, task
 from asyncjobs._supervise import REMINDERS_AT_MINUTES
 from asyncjobs.cli import app as cli_app
-from asyncjobs.log import TEXT_FORMAT, JobContextFilter, JsonFormatter, TextFormatter
+from asyncjobs.log import (
+    TEXT_FORMAT,
+    CallSite,
+    JobContextFilter,
+    JsonFormatter,
+    LineBatchingHandler,
+    TextFormatter,
+)
 
 from . import otel_tasks
 from .chaos.helpers import ROOT, WorkerProcess, wait_until
@@ -271,3 +278,84 @@ asyncio.run(main())
     records = parsed(done.stderr)
     [doubling] = [r for r in records if r["message"] == "doubling"]
     assert doubling["task"] == "double" and "trace_id" not in doubling
+
+
+def _success_site() -> CallSite:
+    from asyncjobs import _runner
+
+    return _runner._SUCCESS
+
+
+def test_the_success_line_is_the_record_log_info_makes() -> None:
+    """The worker makes its per-job record from a template: every attribute must be what
+    Logger.makeRecord gives for the same call, and a custom record factory is still used."""
+    site = _success_site()
+    args, extra = ("j1", "send", 2, 0.25), {"job_id": "j1", "outcome": "succeeded"}
+    ours = vars(site.record(args, extra))
+    path, line, func = site._where
+    theirs = vars(site.logger.makeRecord(
+        site.logger.name, logging.INFO, path, line, site.msg, args, None, func, extra
+    ))  # fmt: skip
+    assert set(ours) == set(theirs)
+    timing = {"created", "msecs", "relativeCreated"}
+    assert {k: v for k, v in ours.items() if k not in timing} == {
+        k: v for k, v in theirs.items() if k not in timing
+    }
+    assert abs(ours["created"] - theirs["created"]) < 1
+    assert ours["msecs"] == int((ours["created"] - int(ours["created"])) * 1000)
+    assert abs(ours["relativeCreated"] - theirs["relativeCreated"]) < 1000
+    assert (
+        logging.Formatter("%(filename)s:%(funcName)s %(message)s").format(site.record(args, extra))
+        == "_runner.py:_log_success job j1 send try 2 succeeded in 0.250s"
+    )
+
+    class Tagged(logging.LogRecord):
+        pass
+
+    previous = logging.getLogRecordFactory()
+    logging.setLogRecordFactory(Tagged)
+    try:
+        assert type(site.record(args, extra)) is Tagged
+    finally:
+        logging.setLogRecordFactory(previous)
+
+
+class _Writes(io.StringIO):
+    """A stream that counts its write calls."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def write(self, text: str) -> int:
+        self.calls += 1
+        return super().write(text)
+
+
+async def test_success_lines_of_one_loop_pass_are_one_write_and_others_go_at_once() -> None:
+    stream = _Writes()
+    handler = LineBatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    site = _success_site()
+    for i in range(3):
+        handler.handle(site.record((f"j{i}", "t", 1, 0.0), {}))
+    assert stream.getvalue() == "", "held until the end of this pass of the loop"
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines() == [
+        f"job j{i} t try 1 succeeded in 0.000s" for i in range(3)
+    ]
+    assert stream.calls == 1
+    handler.handle(site.record(("j3", "t", 1, 0.0), {}))
+    handler.handle(logging.LogRecord("tests", logging.INFO, "", 0, "a task's own line", (), None))
+    assert stream.getvalue().splitlines()[-2:] == [
+        "job j3 t try 1 succeeded in 0.000s",
+        "a task's own line",
+    ], "another line is written at once, behind the held ones, in order"
+
+
+def test_outside_an_event_loop_every_line_is_written_at_once() -> None:
+    stream = _Writes()
+    handler = LineBatchingHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(_success_site().record(("j1", "t", 1, 0.0), {}))
+    assert stream.getvalue() == "job j1 t try 1 succeeded in 0.000s\n"

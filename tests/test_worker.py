@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 from typing import Any
 
 import pytest
@@ -17,7 +18,10 @@ from asyncjobs import (
     WorkerSettings,
     task,
 )
+from asyncjobs._deadlines import TIMED_OUT, Deadlines
 from asyncjobs._errors import JobCancelled
+from asyncjobs._running import ClaimedJob
+from asyncjobs._store import QueueKeys
 
 from .conftest import run_burst
 from .waiting import wait_until
@@ -168,6 +172,64 @@ async def test_timeout_is_retried_then_fails_with_job_timeout(queue: Queue) -> N
     with pytest.raises(JobFailed) as caught:
         await job.result(timeout=5)
     assert caught.value.error_type == "JobTimeout"
+
+
+@pytest.mark.skipif(sys.version_info < (3, 11), reason="Task.cancelling() is 3.11+")
+async def test_a_try_that_swallows_its_timeout_succeeds_and_its_task_is_not_left_cancelling(
+    queue: Queue,
+) -> None:
+    """As under asyncio.timeout: a body that catches the timeout's cancellation and returns
+    succeeds, and the try's task is not left counting a cancellation (which would turn the
+    next asyncio.timeout or TaskGroup in it into a plain cancel)."""
+    counts: list[int] = []
+
+    @task(name="stubborn", timeout=0.05, max_tries=1)
+    async def stubborn(ctx: Context) -> str:
+        try:
+            await asyncio.sleep(10)
+        except asyncio.CancelledError:
+            return "late"
+        return "never"
+
+    async def on_end(ctx: Context) -> None:
+        counts.append(asyncio.current_task().cancelling())  # type: ignore[union-attr]
+
+    job = await queue.enqueue(stubborn)
+    await run_burst(queue, [stubborn], on_job_end=on_end)
+    assert await job.result(timeout=5) == "late"
+    assert counts == [0]
+
+
+async def test_tries_with_one_timeout_share_a_timer_and_leave_nothing_behind() -> None:
+    """A hundred tries claimed together: not a loop timer each; a try that ended is never
+    cancelled by its slot; one still running when its slot fires is, marked as timed out."""
+    loop = asyncio.get_running_loop()
+    deadlines = Deadlines()
+    sleepers = [asyncio.create_task(asyncio.sleep(10)) for _ in range(100)]
+    jobs = [_claimed(str(i), t) for i, t in enumerate(sleepers)]
+    timers_before = len(loop._scheduled)  # type: ignore[attr-defined]
+    slots = [deadlines.add(job, 0.05) for job in jobs]
+    assert len(loop._scheduled) - timers_before <= 2  # type: ignore[attr-defined]
+    for job, slot in zip(jobs[:99], slots[:99], strict=True):
+        deadlines.remove(slot, job)
+    assert len(deadlines) == 1
+    await asyncio.sleep(0.1)
+    assert [job.stop_reason for job in jobs] == [None] * 99 + [TIMED_OUT]
+    await asyncio.sleep(0)
+    assert [t.cancelled() for t in sleepers] == [False] * 99 + [True]
+    assert len(deadlines) == 0
+    for t in sleepers[:99]:
+        t.cancel()
+        deadlines.remove(None, jobs[0])  # an infinite timeout has no slot: nothing to do
+    assert deadlines.add(jobs[0], float("inf")) is None
+
+
+def _claimed(job_id: str, running: asyncio.Task[Any]) -> ClaimedJob:
+    job = ClaimedJob(
+        QueueKeys("default", "asyncjobs"), job_id, "t", b"[[],{}]", 1, 1, 0, 0, f"w:{job_id}"
+    )
+    job.task = running  # type: ignore[assignment]
+    return job
 
 
 async def test_per_job_timeout_and_max_tries_override(queue: Queue) -> None:
