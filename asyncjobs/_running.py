@@ -36,19 +36,10 @@ class ClaimedJob:
         cls, keys: QueueKeys, record: ClaimedRecord, worker: str, now_ms: int
     ) -> ClaimedJob:
         return cls(
-            keys=keys,
-            id=record.id,
-            task_name=record.task,
-            payload=record.payload,
-            attempt=record.attempt,
-            max_tries=record.max_tries,
-            timeout_ms=record.timeout_ms,
-            enqueued_ms=record.enqueued_ms,
-            token=f"{worker}:{record.attempt}",
-            claimed_ms=now_ms,
-            trace=record.trace,
-            checkpoint=record.checkpoint,
-        )
+            keys, record.id, record.task, record.payload, record.attempt, record.max_tries,
+            record.timeout_ms, record.enqueued_ms, f"{worker}:{record.attempt}", now_ms,
+            record.trace, record.checkpoint,
+        )  # fmt: skip
 
 
 #: The try the current asyncio task runs (set by the runner in the try's own task), so that

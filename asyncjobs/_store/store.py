@@ -266,18 +266,21 @@ class Store(Admin):
             suspects_waiting=bool(reply[2]),
             suspect=_text(suspect) if suspect else None,
         )
+        jobs = claim.jobs
         for i in range(4, len(reply), _CLAIMED_WIDTH):
-            claim.jobs.append(
+            # id, task, payload, attempt, max_tries, timeout_ms, enqueued_ms, trace, checkpoint
+            f = reply[i : i + _CLAIMED_WIDTH]
+            jobs.append(
                 ClaimedRecord(
-                    id=_text(reply[i]),
-                    task=_text(reply[i + 1]),
-                    payload=reply[i + 2],
-                    attempt=int(reply[i + 3]),
-                    max_tries=int(reply[i + 4]),
-                    timeout_ms=int(reply[i + 5]),
-                    enqueued_ms=int(reply[i + 6]),
-                    trace=reply[i + 7],
-                    checkpoint=reply[i + 8],
+                    _text(f[0]),
+                    _text(f[1]),
+                    f[2],
+                    int(f[3]),
+                    int(f[4]),
+                    int(f[5]),
+                    int(f[6]),
+                    f[7],
+                    f[8],
                 )
             )
         return claim
