@@ -65,7 +65,7 @@ class JobContextFilter(logging.Filter):
         return True
 
 
-if sys.version_info >= (3, 13):
+if sys.version_info >= (3, 13):  # pragma: no cover - exercised on 3.13+
 
     def _record_time() -> tuple[float, float]:
         """``created`` and ``msecs`` as LogRecord sets them (from time_ns since 3.13)."""
@@ -76,7 +76,7 @@ if sys.version_info >= (3, 13):
             msecs = 0.0
         return created, msecs
 
-else:  # pragma: no cover - exercised on 3.10 to 3.12
+else:
 
     def _record_time() -> tuple[float, float]:
         """``created`` and ``msecs`` as LogRecord sets them."""

@@ -286,9 +286,10 @@ def _success_site() -> CallSite:
     return _runner._SUCCESS
 
 
-def test_the_success_line_is_the_record_log_info_makes() -> None:
+async def test_the_success_line_is_the_record_log_info_makes() -> None:
     """The worker makes its per-job record from a template: every attribute must be what
-    Logger.makeRecord gives for the same call, and a custom record factory is still used."""
+    Logger.makeRecord gives for the same call (in a task: on 3.12+ its name is one), and a
+    custom record factory is still used."""
     site = _success_site()
     args, extra = ("j1", "send", 2, 0.25), {"job_id": "j1", "outcome": "succeeded"}
     ours = vars(site.record(args, extra))
