@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import sys
 import tempfile
@@ -28,6 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import asyncjobs_bench
 import redis.asyncio as aioredis
 from bench_common import COUNTER_KEY, FIRST_KEY, LAST_KEY
+from peers import asyncjobs_worker
 from redis_cost import cost, read_usage
 from redis_process import RedisServer
 from worker_process import WorkerProcess
@@ -39,9 +39,7 @@ CHUNK = 5000
 
 
 def workers(url: str, jobs: int, count: int, logdir: str) -> list[WorkerProcess]:
-    cmd = asyncjobs_bench.Adapter().worker_cmd(url, None) + ["--burst", "--log-level", "WARNING"]
-    path = os.pathsep.join(p for p in (str(HERE / "adapters"), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "BENCH_REDIS_URL": url, "BENCH_TARGET": str(jobs), "PYTHONPATH": path}
+    cmd, env = asyncjobs_worker(url, jobs, ["--burst", "--log-level", "WARNING"])
     return [WorkerProcess(cmd, env, logdir, f"scaling-{count}") for _ in range(count)]
 
 

@@ -219,3 +219,18 @@ def read_versions() -> dict[str, dict[str, str]]:
 def check_installed(names: list[str]) -> list[str]:
     """Names of systems whose interpreter is missing (run ``run.py --install`` first)."""
     return [n for n in names if not os.path.exists(SYSTEMS[n].python)]
+
+
+def asyncjobs_worker(url: str, jobs: int, extra: list[str]) -> tuple[list[str], dict[str, str]]:
+    """Command and environment of an ``asyncjobs worker`` for the scripts beside run.py
+    (worker_cost.py, bench_scaling.py): on asyncjobs's runtime-only venv when run.py --install
+    made it, as run.py's own workers, importing this working tree; else on this interpreter."""
+    import asyncjobs_bench  # adapters/ is on the caller's sys.path
+
+    cmd = asyncjobs_bench.Adapter().worker_cmd(url, None) + extra
+    runtime = SYSTEMS["asyncjobs"].python
+    if os.path.exists(runtime):
+        cmd[0] = runtime
+    path = os.pathsep.join(p for p in (str(ADAPTERS), str(ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {**os.environ, "BENCH_REDIS_URL": url, "BENCH_TARGET": str(jobs), "PYTHONPATH": path}
+    return cmd, env

@@ -9,14 +9,15 @@ used (user + system, from the kernel's accounting of waited-for children). A rou
 at all gives the fixed cost (imports, connect, shutdown); per job = (CPU with N - CPU with 0) / N.
 Two task bodies: `empty` (no body: the worker alone) and `noop`, run.py's task (one INCR
 through a redis-py client of its own, the same in every system), so the harness's figure can
-be split. Its own redis-server on a free loopback port; everything stopped by PID.
+be split. The worker runs on asyncjobs's runtime-only venv (run.py --install makes it), as
+run.py's do, else on this interpreter. Its own redis-server on a free loopback port;
+everything stopped by PID.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import resource
 import statistics
 import sys
@@ -28,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import asyncjobs_bench
 import redis.asyncio as aioredis
+from peers import asyncjobs_worker
 from redis_process import RedisServer
 from worker_process import WorkerProcess
 
@@ -51,9 +53,7 @@ async def burst(url: str, kind: str, jobs: int, logdir: str) -> float:
         for start in range(0, jobs, CHUNK):
             size = min(CHUNK, jobs - start)
             await queue.enqueue_many([(getattr(asyncjobs_bench, kind), (), {})] * size)
-    cmd = asyncjobs_bench.Adapter().worker_cmd(url, None) + ["--burst"]
-    path = os.pathsep.join(p for p in (str(HERE / "adapters"), os.environ.get("PYTHONPATH")) if p)
-    env = {**os.environ, "BENCH_REDIS_URL": url, "BENCH_TARGET": str(jobs), "PYTHONPATH": path}
+    cmd, env = asyncjobs_worker(url, jobs, ["--burst"])
     worker = WorkerProcess(cmd, env, logdir, f"cost-{kind}")
     before = children_cpu_s()
     worker.start()
