@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import dataclass
 
 from ._compat import timeout
 from ._store import FailOutcome, QueueKeys, Store, UnknownTaskOutcome
@@ -17,18 +18,16 @@ from ._supervise import Supervisor
 from ._tracing import suppressed
 
 
+@dataclass(slots=True, eq=False)
 class _Ack:
     """One success to report; ``done`` is what its try awaits (cancelling that try leaves the
     report pending: it is still sent)."""
 
-    __slots__ = ("done", "job_id", "keys", "result", "token")
-
-    def __init__(
-        self, keys: QueueKeys, job_id: str, token: str, result: bytes, done: asyncio.Future[bool]
-    ) -> None:
-        self.keys, self.job_id, self.token, self.result, self.done = (
-            keys, job_id, token, result, done
-        )  # fmt: skip
+    keys: QueueKeys
+    job_id: str
+    token: str
+    result: bytes
+    done: asyncio.Future[bool]
 
 
 class Finisher:
@@ -61,13 +60,9 @@ class Finisher:
             self._wakeup.clear()
             await self._wakeup.wait()
         batch, self._pending = self._pending, []
-        keys = batch[0].keys
-        if all(ack.keys is keys for ack in batch):
-            by_queue = {keys: batch}
-        else:
-            by_queue = {}
-            for ack in batch:
-                by_queue.setdefault(ack.keys, []).append(ack)
+        by_queue: dict[QueueKeys, list[_Ack]] = {}
+        for ack in batch:
+            by_queue.setdefault(ack.keys, []).append(ack)
         stored_queues: set[QueueKeys] = set()
         try:
             for keys, acks in by_queue.items():
