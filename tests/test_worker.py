@@ -220,7 +220,7 @@ async def test_tries_with_one_timeout_share_a_timer_and_leave_nothing_behind() -
     assert len(deadlines) == 0
     for t in sleepers[:99]:
         t.cancel()
-        deadlines.remove(None, jobs[0])  # an infinite timeout has no slot: nothing to do
+    deadlines.remove(None, jobs[0])  # an infinite timeout has no slot: nothing to do
     assert deadlines.add(jobs[0], float("inf")) is None
 
 
