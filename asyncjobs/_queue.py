@@ -116,8 +116,12 @@ class Queue(QueueOperations):
         return self.store.keep_result_ms
 
     async def __aenter__(self) -> Queue:
-        await self.store.connection.check()
-        await self.store.preload()
+        try:
+            await self.store.connection.check()
+            await self.store.preload()
+        except BaseException:  # e.g. an ACL that lets the user in but refuses PING: no socket left
+            await self.aclose()
+            raise
         return self
 
     async def __aexit__(

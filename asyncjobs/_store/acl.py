@@ -47,6 +47,8 @@ CLIENT_COMMANDS = (
     "unsubscribe",
     "ssubscribe",
     "config|get",
+    "cluster|slots",
+    "command",
 )
 
 

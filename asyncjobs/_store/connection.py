@@ -22,7 +22,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._errors import ConfigurationError, RedisUnavailable
@@ -266,10 +266,18 @@ class Connection:
         """Fail fast, with the URL and the reason, if Redis does not answer a PING."""
         try:
             await asyncio.wait_for(self.client.ping(), timeout)
-        except (OSError, RedisError, asyncio.TimeoutError) as exc:
+        except (OSError, RedisError, RedisClusterException, asyncio.TimeoutError) as exc:
             reason = (str(exc) or type(exc).__name__).rstrip(".")
-            if any(w in reason.upper() for w in ("AUTH", "WRONGPASS", "NOPERM", "PASSWORD")):
+            if "no permissions" in reason or "NOPERM" in reason:
+                hint = "The user may not run it: give it the rules `asyncjobs acl` prints."
+            elif any(w in reason.upper() for w in ("AUTH", "WRONGPASS", "PASSWORD")):
                 hint = "Check the username and password in the URL (or the server's ACL)."
+            elif "Cluster mode is not enabled" in reason:
+                # redis-py says so too when the ACL refuses the user CLUSTER SLOTS
+                hint = (
+                    "Use redis:// for a single server; on a cluster, give the user the rules "
+                    "`asyncjobs acl` prints."
+                )
             elif "DB index" in reason:
                 hint = "The server has fewer databases: use a smaller /N at the end of the URL."
             else:
