@@ -97,6 +97,21 @@ async def test_unreachable_redis_fails_fast_with_the_url() -> None:
         await worker.run(handle_signals=False)
 
 
+async def test_a_cluster_url_on_a_single_server_says_to_use_redis_url(
+    redis_server: RedisServer,
+) -> None:
+    """redis+cluster:// pointed at a server that is not a cluster node: one line saying what
+    to use instead, not redis-py's cluster traceback."""
+    url = f"redis+cluster://127.0.0.1:{redis_server.port}"
+    with pytest.raises(RedisUnavailable) as caught:
+        async with Queue(url):
+            pass
+    message = str(caught.value)
+    assert "\n" not in message
+    assert "Cluster mode is not enabled" in message
+    assert "Use redis:// for a single server" in message
+
+
 async def test_password_is_not_shown_in_errors() -> None:
     url = f"redis://user:s3cret@127.0.0.1:{free_port()}/0"
     with pytest.raises(RedisUnavailable) as caught:
