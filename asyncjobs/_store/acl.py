@@ -47,8 +47,11 @@ CLIENT_COMMANDS = (
     "unsubscribe",
     "ssubscribe",
     "config|get",
+    # redis-py's cluster client, to connect: the slot map, the commands' key positions, and
+    # (redis-py 5.0) INFO, to see that the node is in a cluster
     "cluster|slots",
     "command",
+    "info",
 )
 
 
