@@ -112,6 +112,19 @@ async def test_a_cluster_url_on_a_single_server_says_to_use_redis_url(
     assert "Use redis:// for a single server" in message
 
 
+async def test_a_missing_password_is_named_as_such() -> None:
+    """A URL without the password a server asks for: "Authentication required", on every
+    redis-py we support (5.0 used to recurse in its handshake until the check timed out)."""
+    server = RedisServer(password="s3cret").start()
+    try:
+        with pytest.raises(RedisUnavailable, match="Authentication required") as caught:
+            async with Queue(f"redis://127.0.0.1:{server.port}/0"):
+                pass
+        assert "Check the username and password" in str(caught.value)
+    finally:
+        server.cleanup()
+
+
 async def test_password_is_not_shown_in_errors() -> None:
     url = f"redis://user:s3cret@127.0.0.1:{free_port()}/0"
     with pytest.raises(RedisUnavailable) as caught:

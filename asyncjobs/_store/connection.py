@@ -62,11 +62,26 @@ class _HiredisPacking:
             return super().pack_command(*args)  # type: ignore[misc, no-any-return]
 
 
-class _FastConnection(_HiredisPacking, aioredis.Connection):
+class _HandshakeFirst:
+    """No health check during the handshake. redis-py 5.0 PINGs before each handshake command
+    (CLIENT SETINFO too); with a password missing, that PING fails and is retried by
+    reconnecting, which handshakes again, until the recursion limit (~10 s). The first check
+    now waits one interval, so the handshake's own "Authentication required" is raised."""
+
+    health_check_interval: float
+    next_health_check: float
+
+    async def on_connect(self) -> None:
+        now = asyncio.get_running_loop().time()
+        self.next_health_check = now + self.health_check_interval
+        await super().on_connect()  # type: ignore[misc]
+
+
+class _FastConnection(_HandshakeFirst, _HiredisPacking, aioredis.Connection):
     pass
 
 
-class _FastSSLConnection(_HiredisPacking, aioredis.SSLConnection):
+class _FastSSLConnection(_HandshakeFirst, _HiredisPacking, aioredis.SSLConnection):
     pass
 
 
