@@ -112,13 +112,18 @@ async def test_a_cluster_url_on_a_single_server_says_to_use_redis_url(
     assert "Use redis:// for a single server" in message
 
 
-async def test_a_missing_password_is_named_as_such() -> None:
-    """A URL without the password a server asks for: "Authentication required", on every
-    redis-py we support (5.0 used to recurse in its handshake until the check timed out)."""
-    server = RedisServer(password="s3cret").start()
+@pytest.mark.parametrize("scheme", ["redis", "unix"])
+async def test_a_missing_password_is_named_as_such(scheme: str) -> None:
+    """A URL without the password a server asks for: "Authentication required", over TCP and
+    a unix socket, on every redis-py we support (5.0 used to recurse in its handshake until
+    the check timed out)."""
+    path = f"/tmp/asyncjobs-{uuid.uuid4().hex[:8]}.sock"
+    socket_args = ("--unixsocket", path, "--unixsocketperm", "700")
+    server = RedisServer(password="s3cret", extra_args=socket_args).start()
+    url = f"redis://127.0.0.1:{server.port}/0" if scheme == "redis" else f"unix://{path}"
     try:
         with pytest.raises(RedisUnavailable, match="Authentication required") as caught:
-            async with Queue(f"redis://127.0.0.1:{server.port}/0"):
+            async with Queue(url):
                 pass
         assert "Check the username and password" in str(caught.value)
     finally:

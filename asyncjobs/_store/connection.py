@@ -85,6 +85,19 @@ class _FastSSLConnection(_HandshakeFirst, _HiredisPacking, aioredis.SSLConnectio
     pass
 
 
+class _FastUnixConnection(_HandshakeFirst, _HiredisPacking, aioredis.UnixDomainSocketConnection):
+    pass
+
+
+#: The class redis-py picks from the URL's scheme → ours. A ``connection_class`` option does not
+#: do it: redis-py lets the scheme's class (TLS, unix socket) win over it.
+_OWN_CONNECTION = {
+    aioredis.Connection: _FastConnection,
+    aioredis.SSLConnection: _FastSSLConnection,
+    aioredis.UnixDomainSocketConnection: _FastUnixConnection,
+}
+
+
 def redact(url: str) -> str:
     """The URL with any password replaced, safe for logs and error messages."""
     parts = urlsplit(url)
@@ -190,8 +203,7 @@ class Connection:
     def _plain_client(
         self, url: str, scheme: str, max_connections: int | None, **overrides: Any
     ) -> Any:
-        packing = {"redis": _FastConnection, "rediss": _FastSSLConnection}.get(scheme)
-        extra: dict[str, Any] = {"connection_class": packing} if packing and _HIREDIS else {}
+        extra: dict[str, Any] = {}
         if scheme != "unix":  # redis-py's unix connection refuses TCP options
             extra["socket_keepalive"] = True
         options: dict[str, Any] = {
@@ -203,7 +215,13 @@ class Connection:
             "retry_on_error": [RedisConnectionError, RedisTimeoutError],
             **CLIENT_DEFAULTS,
         }
-        return aioredis.Redis.from_url(url, **{**options, **overrides})
+        client = aioredis.Redis.from_url(url, **{**options, **overrides})
+        pool = client.connection_pool
+        if _HIREDIS:
+            pool.connection_class = _OWN_CONNECTION.get(
+                pool.connection_class, pool.connection_class
+            )
+        return client
 
     def _cluster_client(self, url: str, max_connections: int | None) -> Any:
         from redis.asyncio.cluster import ClusterNode, RedisCluster
