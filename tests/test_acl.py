@@ -75,8 +75,8 @@ async def _make_users(cluster: RedisCluster, rules: dict[str, list[str]]) -> Non
 
 
 def _as(user: str, cluster: RedisCluster, query: str) -> str:
-    hosts = ",".join(f"127.0.0.1:{node.port}" for node in cluster.nodes)
-    return f"redis+cluster://{user}:Pa55@{hosts}{query}"
+    scheme, _, hosts = cluster.url.partition("://")
+    return f"{scheme}://{user}:Pa55@{hosts}{query}"
 
 
 @pytest.mark.cluster
