@@ -10,8 +10,8 @@ from collections.abc import AsyncIterator
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import AuthenticationError, NoScriptError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, ResponseError
 
 from asyncjobs import Queue, Worker, WorkerSettings, task
 from asyncjobs._store import Connection
@@ -120,6 +120,21 @@ async def test_password_and_database_from_the_url_are_used() -> None:
             await wire.call("SET", "wire:db", "three")
             assert await queue.client.get("wire:db") == b"three"  # redis-py on db 3 sees it
             assert await queue.client.dbsize() == 1
+    finally:
+        server.cleanup()
+
+
+async def test_a_refused_password_is_raised_without_retrying() -> None:
+    """A wrong password is not a connection that may come back: the first refusal is raised."""
+    server = RedisServer(password="pw-1").start()
+    try:
+        admin = aioredis.Redis(port=server.port, password="pw-1")
+        before = (await admin.info("stats"))["total_connections_received"]
+        wire = Wire(host="127.0.0.1", port=server.port, password="wrong")
+        with pytest.raises(AuthenticationError):
+            await wire.call("PING")
+        assert (await admin.info("stats"))["total_connections_received"] - before == 1
+        await admin.aclose()
     finally:
         server.cleanup()
 

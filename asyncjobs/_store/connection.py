@@ -21,8 +21,8 @@ from urllib.parse import unquote, urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as RedisRetry
 from redis.backoff import NoBackoff
+from redis.exceptions import AuthenticationError, RedisClusterException, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisClusterException, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .._errors import ConfigurationError, RedisUnavailable
@@ -211,7 +211,7 @@ class Connection:
             "max_connections": max_connections or UNBOUNDED_POOL,
             "socket_connect_timeout": 5.0,
             "health_check_interval": 30,
-            "retry": RedisRetry(BACKOFF, retries=RETRIES),
+            "retry": _Retry(BACKOFF, retries=RETRIES),
             "retry_on_error": [RedisConnectionError, RedisTimeoutError],
             **CLIENT_DEFAULTS,
         }
@@ -329,6 +329,34 @@ class Connection:
         finally:
             for node in getattr(self._sentinel, "sentinels", ()):
                 await node.aclose()
+
+
+class _Refused(Exception):
+    """Carries a refused login out of redis-py's retry loop, which would retry it."""
+
+    def __init__(self, error: AuthenticationError) -> None:
+        self.error = error
+
+
+class _Retry(RedisRetry):
+    """redis-py's retry without retrying a refused login, which no retry can mend: redis-py
+    files AuthenticationError under ConnectionError, so a missing password was tried 20 times
+    (the connect's retries inside the command's) and took 3.5 s to say so."""
+
+    async def call_with_retry(self, do: Any, fail: Any, *args: Any, **kwargs: Any) -> Any:
+        counted = kwargs.get("with_failure_count", args[1] if len(args) > 1 else False)
+
+        async def once() -> Any:
+            try:
+                return await do()
+            except AuthenticationError as error:
+                await (fail(error, 1) if counted else fail(error))  # disconnects, as a retry would
+                raise _Refused(error) from None
+
+        try:
+            return await super().call_with_retry(once, fail, *args, **kwargs)
+        except _Refused as refused:
+            raise refused.error from None
 
 
 def _never_retry() -> Any:

@@ -18,8 +18,8 @@ from typing import Any
 
 import hiredis
 from redis.backoff import ExponentialBackoff
+from redis.exceptions import AuthenticationError, ResponseError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import ResponseError
 
 from .._compat import timeout
 
@@ -154,7 +154,7 @@ class Wire:
                 await protocol.drained()
                 return await protocol.send(args)
             except (RedisConnectionError, OSError, asyncio.TimeoutError) as exc:
-                if failures == RETRIES:
+                if failures == RETRIES or isinstance(exc, AuthenticationError):  # no retry mends it
                     if isinstance(exc, RedisConnectionError):
                         raise
                     raise RedisConnectionError(f"cannot reach Redis: {exc}") from exc
