@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
 from asyncjobs import Queue
-from asyncjobs.cli import app
+from asyncjobs.cli import app, main
 
 from .chaos.helpers import WorkerProcess, wait_until
 from .conftest import run_burst
@@ -227,6 +228,31 @@ def test_version_and_help_name_every_command() -> None:
     text = cli("--help").stdout
     for command in ("pause", "resume", "jobs", "cancel", "purge", "workers", "stats", "forget"):
         assert command in text
+
+
+@pytest.mark.parametrize(("argv", "alone"), [(["worker"], True), (["dlq", "list"], False)])
+def test_a_top_level_command_is_built_alone(
+    argv: list[str],
+    alone: bool,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`asyncjobs worker` builds only the worker command: typer builds every command's options
+    before parsing otherwise (~10 ms of each worker's start). A group (dlq) gets the whole app."""
+    built: list[Any] = []
+
+    def spy(instance: typer.Typer) -> Any:
+        built.append(real(instance))
+        return built[-1]
+
+    real = typer.main.get_command
+    monkeypatch.setattr(typer.main, "get_command", spy)
+    monkeypatch.setattr(sys, "argv", ["asyncjobs", *argv, "--help"])
+    with pytest.raises(SystemExit) as exited:
+        main()
+    assert exited.value.code == 0
+    assert (sorted(built[0].commands) == [argv[0]]) is alone
+    assert f"{' '.join(argv)} [OPTIONS]" in capsys.readouterr().out
 
 
 # -- watching a job ------------------------------------------------------------------------------
