@@ -72,8 +72,14 @@ class LeaseKeeper:
             if held:
                 lost = await self.store.extend(keys, self.lease_ms, held)
                 # Decided for the very tries extended: a try that ended meanwhile, or a newer
-                # try of the same job claimed meanwhile, is not touched.
-                stopped = self.running.lose(held, lost)
+                # try of the same job claimed meanwhile, is not touched. A cancel whose message
+                # has not arrived (or was missed) is still a cancel, not a lost lease.
+                cancelled = [job_id for job_id, by_request in lost if by_request]
+                for job_id in self.running.lose(held, cancelled, "cancelled"):
+                    log.info("job %s: cancel requested", job_id)
+                stopped = self.running.lose(
+                    held, [job_id for job_id, by_request in lost if not by_request]
+                )
                 if stopped:
                     log.warning("lost the lease of job(s) %s; stopping them", ", ".join(stopped))
             recovery = await self.store.recover(

@@ -93,14 +93,16 @@ class RunningJobs:
         their outcome is reported, whether or not their body still runs."""
         return [(job.id, job.token) for job in self._tries.values() if job.keys == keys]
 
-    def lose(self, held: Iterable[tuple[str, str]], lost_ids: Iterable[str]) -> list[str]:
+    def lose(
+        self, held: Iterable[tuple[str, str]], lost_ids: Iterable[str], reason: str = "lease_lost"
+    ) -> list[str]:
         """Stop the tries whose lease Redis says is lost. Only the very tries that were
         extended count (matched by token): a newer try of the same job keeps running."""
         lost = set(lost_ids)
         stopped = []
         for job_id, token in held:
             job = self._tries.get((job_id, token))
-            if job_id in lost and job is not None and self._stop(job, "lease_lost"):
+            if job_id in lost and job is not None and self._stop(job, reason):
                 stopped.append(job_id)
         return stopped
 

@@ -291,10 +291,14 @@ async def test_recover_dead_letters_when_tries_are_used_up(
     assert await r.xlen(k.dead_letters) == 1
 
 
-async def test_extend_reports_lost_leases(store: Store, k: QueueKeys) -> None:
-    await store.enqueue(k, [new("a"), new("b")])
-    await store.claim(k, "w1", 2, 5000, True)
-    assert await store.extend(k, 5000, [("a", "w1:1"), ("b", "other:1")]) == ["b"]
+async def test_extend_reports_lost_leases_and_which_were_cancelled(
+    store: Store, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("a"), new("b"), new("c")])
+    await store.claim(k, "w1", 3, 5000, True)
+    assert await store.cancel(k, "c") == 2  # cancelled while running
+    lost = await store.extend(k, 5000, [("a", "w1:1"), ("b", "other:1"), ("c", "w1:1")])
+    assert lost == [("b", False), ("c", True)]
 
 
 async def test_requeue_gives_the_try_back(store: Store, r: Any, k: QueueKeys) -> None:

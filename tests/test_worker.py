@@ -18,6 +18,7 @@ from asyncjobs import (
     WorkerSettings,
     task,
 )
+from asyncjobs._cancels import CancelListener
 from asyncjobs._deadlines import TIMED_OUT, Deadlines
 from asyncjobs._errors import JobCancelled
 from asyncjobs._running import ClaimedJob
@@ -366,6 +367,39 @@ async def test_cancel_running_job(queue: Queue, start_worker: Any) -> None:
         return not worker.running
 
     await wait_until(slot_freed, 5, "the cancelled try to leave the running table")
+
+
+async def test_a_cancel_whose_message_is_missed_still_ends_as_a_cancel(
+    queue: Queue, start_worker: Any, monkeypatch: pytest.MonkeyPatch, caplog: Any
+) -> None:
+    """The worker hears nothing on the cancel channel (its subscription was down): the next
+    lease renewal stops the try as cancelled by request, not as a lost lease."""
+
+    async def deaf(self: CancelListener) -> None:
+        await asyncio.sleep(3600)
+
+    monkeypatch.setattr(CancelListener, "step", deaf)
+    started, outcomes = asyncio.Event(), []
+
+    @task(name="deaf_long")
+    async def long(ctx: Context) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
+    async def on_end(ctx: Context) -> None:
+        outcomes.append(ctx.outcome)
+
+    worker = await start_worker([long], lease_seconds=0.6, on_job_end=on_end)
+    job = await queue.enqueue(long)
+    await asyncio.wait_for(started.wait(), 5)
+    assert await job.cancel() is True
+
+    async def ended() -> bool:
+        return bool(outcomes) and not worker.running
+
+    await wait_until(ended, 5, "the lease renewal to stop the cancelled try")
+    assert outcomes == ["cancelled"]
+    assert "cancelled by request" in caplog.text and "lost the lease" not in caplog.text
 
 
 async def test_graceful_shutdown_lets_running_jobs_finish(queue: Queue) -> None:

@@ -346,10 +346,11 @@ class Store(Admin):
 
     async def extend(
         self, keys: QueueKeys, lease_ms: int, held: Sequence[tuple[str, str]]
-    ) -> list[str]:
-        """Renew the leases of ``(job id, token)`` pairs; returns the ids whose lease is lost."""
+    ) -> list[tuple[str, bool]]:
+        """Renew the leases of ``(job id, token)`` pairs; returns ``(job id, cancelled)`` for
+        each lease lost, ``cancelled`` when the job was cancelled by request."""
         lost = await self._script("extend", keys, lease_ms=lease_ms, each=held)
-        return [_text(job_id) for job_id in lost]
+        return [(_text(lost[i]), lost[i + 1] in (b"1", "1")) for i in range(0, len(lost), 2)]
 
     async def complete(self, keys: QueueKeys, acks: Sequence[tuple[str, str, bytes]]) -> list[bool]:
         """Store the results of ``(job id, token, result)``; False where the token was lost
