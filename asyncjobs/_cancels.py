@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from ._running import RunningJobs
-from ._store import MESSAGE_TYPES, Connection, QueueKeys, translate
+from ._store import MESSAGE_TYPES, SUBSCRIBED_TYPES, Connection, QueueKeys, translate
 
 log = logging.getLogger("asyncjobs.worker")
 
@@ -19,8 +19,10 @@ class CancelListener:
 
     A request missed while the subscription is down is not lost: the cancel script also
     revoked the lease, so the next lease tick stops the job anyway. A crontab change is passed
-    to ``on_cron_change`` (the queue's name; None after each subscribe, since one may have been
-    missed while it was down).
+    to ``on_cron_change`` (the queue's name), a partition count change to
+    ``on_partition_change``; each is also called for its queue when Redis confirms that
+    queue's subscription, since a change may have been announced before (the server takes a
+    SUBSCRIBE after redis-py sent it, and the connection may have been down).
     """
 
     PART = "cancel requests"
@@ -55,16 +57,11 @@ class CancelListener:
         """Read one message (subscribing first if need be)."""
         try:
             if self._pubsub is None:
-                self._pubsub = self.connection.pubsub(ignore_subscribe_messages=True)
+                self._pubsub = self.connection.pubsub()
                 cron_channels = list(self._cron_channels) if self.on_cron_change else []
                 if self.on_partition_change is not None:
                     cron_channels += list(self._partition_channels)
                 await self._pubsub.subscribe(*self.channels, *cron_channels)
-                # a change may have been missed while there was no subscription
-                if self.on_cron_change is not None:
-                    self.on_cron_change(None)
-                if self.on_partition_change is not None:
-                    self.on_partition_change(None)
             message = await self._pubsub.get_message(timeout=None)
         except Exception as exc:
             await self.close()
@@ -72,7 +69,9 @@ class CancelListener:
             if mapped is exc:
                 raise
             raise mapped from exc
-        if message and message.get("type") in MESSAGE_TYPES:
+        kind = message.get("type") if message else None
+        if kind in MESSAGE_TYPES or kind in SUBSCRIBED_TYPES:
+            assert message is not None
             channel = message["channel"]
             channel = channel.decode() if isinstance(channel, bytes) else channel
             queue_name = self._cron_channels.get(channel)
@@ -83,9 +82,10 @@ class CancelListener:
             if queue_name is not None and self.on_partition_change is not None:
                 self.on_partition_change(queue_name)
                 return
-            job_id = message["data"].decode()
-            if self.running.cancel("cancelled", job_id):
-                log.info("job %s: cancel requested", job_id)
+            if kind in MESSAGE_TYPES:
+                job_id = message["data"].decode()
+                if self.running.cancel("cancelled", job_id):
+                    log.info("job %s: cancel requested", job_id)
 
     async def close(self) -> None:
         pubsub, self._pubsub = self._pubsub, None

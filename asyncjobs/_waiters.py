@@ -1,9 +1,10 @@
 """Result waiters: one pub/sub subscription per Queue, fanned out to waiters by job id.
 
-A waiter registers and subscribes *before* it reads the job's stored state, so a job that
-finishes in between still wakes it. If the subscription connection drops, every waiter is woken
-once it is subscribed again, to re-read its job: no notification lost during an outage leaves
-one hanging.
+A waiter registers and subscribes *before* it reads the job's stored state, and every waiter
+is woken again when Redis confirms a subscription: redis-py sends SUBSCRIBE without waiting
+for it, so a job that finished before the server took it (a busy server, or on a cluster
+another node) was announced to nobody, and is read again then. The same holds after the
+subscription connection drops: no notification lost during an outage leaves a waiter hanging.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from ._compat import cancel_and_wait
-from ._store import MESSAGE_TYPES, Connection, is_outage, translate
+from ._store import MESSAGE_TYPES, SUBSCRIBED_TYPES, Connection, is_outage, translate
 from ._supervise import Backoff, OutageLog
 
 log = logging.getLogger("asyncjobs.client")
@@ -57,7 +58,7 @@ class Waiters:
             if channel in self._channels:
                 return
             if self._pubsub is None:
-                self._pubsub = self._connection.pubsub(ignore_subscribe_messages=True)
+                self._pubsub = self._connection.pubsub()
             try:
                 await self._pubsub.subscribe(channel)
             except Exception as exc:
@@ -74,12 +75,11 @@ class Waiters:
         in_outage = False
         while True:
             try:
-                if in_outage:  # subscribed again: a notification may have been lost meanwhile
+                if in_outage:  # subscribed again: its confirmations wake every waiter
                     await self._pubsub.subscribe(*self._channels)
                     in_outage = False
                     backoff.reset()
                     self.outages.end(self.PART)
-                    self._wake_all()  # so every waiter reads its job's state once more
                 message = await self._pubsub.get_message(timeout=None)
             except Exception as exc:
                 if not is_outage(exc):
@@ -91,7 +91,11 @@ class Waiters:
                     in_outage = True
                 await backoff.sleep()
                 continue
-            if message is None or message.get("type") not in MESSAGE_TYPES:
+            kind = None if message is None else message.get("type")
+            if kind in SUBSCRIBED_TYPES:
+                self._wake_all()  # a notification sent before this may have reached nobody
+                continue
+            if message is None or kind not in MESSAGE_TYPES:
                 continue
             data = message["data"]
             # "<job id> <status>": the status has no space, the id may have some

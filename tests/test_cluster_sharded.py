@@ -18,6 +18,7 @@ from asyncjobs import ConfigurationError, Context, JobCancelled, Queue, Worker, 
 from asyncjobs._partitions import home
 from asyncjobs._store import Connection, partition_name
 
+from .late_subscribe import job_ended_before_the_subscribe_is_taken
 from .redis_cluster import RedisCluster
 from .waiting import wait_until
 
@@ -180,6 +181,15 @@ async def test_a_waiter_hears_its_job_after_the_pubsub_connections_drop(
         await wait_until(subscribed, 10, "the waiter to subscribe again")
         async with running_worker(url, queue.name):
             assert await waiting == 7
+
+
+@pytest.mark.cluster
+async def test_a_job_that_ends_before_the_shard_takes_the_subscribe_still_wakes_its_waiter(
+    redis_cluster: RedisCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As with classic pub/sub: each SSUBSCRIBE's confirmation wakes the waiters to read again."""
+    url = sharded(redis_cluster.url)
+    await job_ended_before_the_subscribe_is_taken(url, f"ls-{uuid.uuid4().hex[:8]}", monkeypatch)
 
 
 async def move_slot(cluster: RedisCluster, slot: int, source: int, target: int) -> None:

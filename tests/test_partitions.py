@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from asyncjobs import Context, Queue, task
-from asyncjobs._store import MAX_PARTITIONS, Partitions, partition_name
+from asyncjobs._store import MAX_PARTITIONS, Connection, Partitions, partition_name
 
 from .conftest import key_count, run_burst
+from .late_subscribe import taken_late
 from .waiting import wait_until
 
 
@@ -205,6 +206,29 @@ async def test_a_running_worker_serves_partitions_added_while_it_runs(
     assert len({j.queue_name for j in jobs}) == 4
     for job in jobs:
         assert await job.result(timeout=20) == job.id
+
+
+async def test_partitions_added_before_the_server_takes_the_workers_subscribe_are_served(
+    queue: Queue, counter: str, start_worker: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The count changes after the worker sent its SUBSCRIBE but before the server took it:
+    the change was announced to nobody, so the subscription's confirmation has the worker
+    read the count again."""
+    gate = asyncio.Event()
+    monkeypatch.setattr(Connection, "pubsub", taken_late(Connection.pubsub, gate))
+    worker = await start_worker([record])
+    await queue.enqueue(record, counter)
+
+    async def ran(expected: int) -> bool:
+        return await queue.client.hlen(counter) == expected
+
+    await wait_until(lambda: ran(1), 10, "the worker's first job")
+    await queue.set_partitions(4)
+    assert [k.name for k in worker.keys] == [queue.name]  # nothing heard yet
+    gate.set()
+    jobs = await queue.enqueue_many([(record, (counter,), {}) for _ in range(40)])
+    assert len({j.queue_name for j in jobs}) == 4
+    await wait_until(lambda: ran(41), 20, "every partition's jobs")
 
 
 async def test_a_workflow_stays_in_one_partition(

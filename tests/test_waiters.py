@@ -11,6 +11,7 @@ import redis.asyncio as aioredis
 from asyncjobs import Context, JobCancelled, Queue, task
 from asyncjobs._store.scripts import load_scripts
 
+from .late_subscribe import job_ended_before_the_subscribe_is_taken
 from .waiting import wait_until
 
 
@@ -48,3 +49,12 @@ async def test_a_job_ended_while_the_subscription_was_cut_still_wakes_its_waiter
         finally:
             waiter.cancel()
             await raw.aclose()
+
+
+async def test_a_job_that_ends_before_the_server_takes_the_subscribe_still_wakes_its_waiter(
+    backend_url: str, queue_name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """redis-py sends SUBSCRIBE without waiting for it: the server may take it after the waiter
+    read its job and after the job ended, so the end was announced to nobody. The
+    subscription's confirmation wakes the waiter to read its job again."""
+    await job_ended_before_the_subscribe_is_taken(backend_url, queue_name, monkeypatch)

@@ -33,13 +33,14 @@ from .records import (
     WorkflowMember,
 )
 from .scripts import PRIORITY_LIMIT
-from .sharded import MESSAGE_TYPES
+from .sharded import MESSAGE_TYPES, SUBSCRIBED_TYPES
 from .store import Store
 
 __all__ = [
     "MAX_PARTITIONS",
     "MESSAGE_TYPES",
     "PRIORITY_LIMIT",
+    "SUBSCRIBED_TYPES",
     "CancelOutcome",
     "Claim",
     "ClaimedRecord",

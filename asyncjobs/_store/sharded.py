@@ -23,6 +23,8 @@ from .._compat import cancel_and_wait
 
 #: Where a message came from: a shard channel (SPUBLISH) or a classic one (PUBLISH).
 MESSAGE_TYPES = ("smessage", "message")
+#: A subscription the server has taken: only from then on is every message on it delivered.
+SUBSCRIBED_TYPES = ("ssubscribe", "subscribe")
 
 
 def _moved(exc: ResponseError) -> bool:
@@ -53,7 +55,8 @@ class ShardedPubSub:
     that a deployment can switch over without a message lost, classic SUBSCRIBE on one node
     too: a process whose publishers were not switched yet is still heard.
 
-    Messages come as ``{"type": "smessage" | "message", "channel", "data"}``. A dropped
+    Messages come as ``{"type": "smessage" | "message", "channel", "data"}``, and each
+    subscription's confirmation as ``{"type": "ssubscribe" | "subscribe", ...}``. A dropped
     connection, or a channel the server unsubscribed us from (its slot moved to another
     master), makes ``get_message`` raise a ConnectionError once: the caller's next
     ``subscribe`` then reads the slot map again and subscribes every channel afresh, as after
@@ -136,7 +139,7 @@ class ShardedPubSub:
                 if not isinstance(reply, list) or len(reply) != 3:
                     continue  # a health check's PONG
                 kind = reply[0].decode() if isinstance(reply[0], bytes) else str(reply[0])
-                if kind in MESSAGE_TYPES:
+                if kind in MESSAGE_TYPES or kind in SUBSCRIBED_TYPES:
                     self._inbox.put_nowait({"type": kind, "channel": reply[1], "data": reply[2]})
                 elif kind == "sunsubscribe":  # we never send one: the channel's slot moved
                     name = reply[1].decode() if isinstance(reply[1], bytes) else reply[1]
