@@ -391,18 +391,34 @@ async def test_a_try_requeued_at_shutdown_is_no_error(
 ) -> None:
     from asyncjobs import Worker, WorkerSettings
 
+    started = asyncio.Event()
+
+    @task(name="held_at_shutdown")
+    async def held(ctx: Context) -> None:
+        started.set()
+        await asyncio.sleep(30)
+
     worker = Worker(
         WorkerSettings(
             redis_url=queue.url,
-            functions=[sleeper],
+            functions=[held],
             queues=[queue.name],
             tracer_provider=provider,
             shutdown_grace=0,
         )
     )
     running = asyncio.create_task(worker.run(handle_signals=False))
-    job = await queue.enqueue(sleeper, 30)
-    await wait_status(queue, job.id, JobStatus.IN_PROGRESS)
+    job = await queue.enqueue(held)
+    # Its body runs (IN_PROGRESS alone can be seen before the worker has read the claim's
+    # reply), and the claim loop waits again: a stop while a claim is in flight leaves what
+    # that claim takes to its lease, the requeued job included.
+    await asyncio.wait_for(started.wait(), 20)
+
+    async def waiting_again() -> bool:
+        clients = await queue.client.client_list()
+        return any(c.get("cmd") == "bzpopmin" and "b" in c.get("flags", "") for c in clients)
+
+    await wait_until(waiting_again, 20, "the claim loop to wait again")
     worker.stop()
     await asyncio.wait_for(running, 20)
     [span] = finished(exporter, f"process {queue.name}")  # ended before run() returned
