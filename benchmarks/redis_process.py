@@ -18,13 +18,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # tests/redis_server.py
-from tests.redis_server import NoServerError, find_server
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+from tests.redis_server import NoServerError, find_server, free_port
 
 
 class RedisServer:
