@@ -69,23 +69,25 @@ class CancelListener:
             if mapped is exc:
                 raise
             raise mapped from exc
-        kind = message.get("type") if message else None
-        if kind in MESSAGE_TYPES or kind in SUBSCRIBED_TYPES:
-            assert message is not None
-            channel = message["channel"]
-            channel = channel.decode() if isinstance(channel, bytes) else channel
-            queue_name = self._cron_channels.get(channel)
-            if queue_name is not None and self.on_cron_change is not None:
-                self.on_cron_change(queue_name)
-                return
-            queue_name = self._partition_channels.get(channel)
-            if queue_name is not None and self.on_partition_change is not None:
-                self.on_partition_change(queue_name)
-                return
-            if kind in MESSAGE_TYPES:
-                job_id = message["data"].decode()
-                if self.running.cancel("cancelled", job_id):
-                    log.info("job %s: cancel requested", job_id)
+        if not message:
+            return
+        kind = message.get("type")
+        if kind not in MESSAGE_TYPES and kind not in SUBSCRIBED_TYPES:
+            return
+        channel = message["channel"]
+        channel = channel.decode() if isinstance(channel, bytes) else channel
+        queue_name = self._cron_channels.get(channel)
+        if queue_name is not None and self.on_cron_change is not None:
+            self.on_cron_change(queue_name)
+            return
+        queue_name = self._partition_channels.get(channel)
+        if queue_name is not None and self.on_partition_change is not None:
+            self.on_partition_change(queue_name)
+            return
+        if kind in MESSAGE_TYPES:  # not a cancel channel's confirmation
+            job_id = message["data"].decode()
+            if self.running.cancel("cancelled", job_id):
+                log.info("job %s: cancel requested", job_id)
 
     async def close(self) -> None:
         pubsub, self._pubsub = self._pubsub, None

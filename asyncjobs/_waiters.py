@@ -95,7 +95,7 @@ class Waiters:
             if kind in SUBSCRIBED_TYPES:
                 self._wake_all()  # a notification sent before this may have reached nobody
                 continue
-            if message is None or kind not in MESSAGE_TYPES:
+            if kind not in MESSAGE_TYPES:
                 continue
             data = message["data"]
             # "<job id> <status>": the status has no space, the id may have some

@@ -350,7 +350,7 @@ class Store(Admin):
         """Renew the leases of ``(job id, token)`` pairs; returns ``(job id, cancelled)`` for
         each lease lost, ``cancelled`` when the job was cancelled by request."""
         lost = await self._script("extend", keys, lease_ms=lease_ms, each=held)
-        return [(_text(lost[i]), lost[i + 1] in (b"1", "1")) for i in range(0, len(lost), 2)]
+        return [(_text(lost[i]), _text(lost[i + 1]) == "1") for i in range(0, len(lost), 2)]
 
     async def complete(self, keys: QueueKeys, acks: Sequence[tuple[str, str, bytes]]) -> list[bool]:
         """Store the results of ``(job id, token, result)``; False where the token was lost
