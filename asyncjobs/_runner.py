@@ -381,11 +381,12 @@ class Runner:
             first = job.task_name not in self._unknown_seen
             if first and len(self._unknown_seen) < 1000:
                 self._unknown_seen.add(job.task_name)
+            when = f"retry in {delay_ms / 1000:.1f}s" if delay_ms else "offered to the others now"
             log.log(
                 logging.WARNING if first else logging.DEBUG,
                 "job %s: task %r is not registered in this worker; left for a worker that "
-                "knows it (retry in %.1fs; dead-lettered if none takes it within %gs)",
-                job.id, job.task_name, delay_ms / 1000, self.unknown_task_grace,
+                "knows it (%s; dead-lettered if none takes it within %gs)",
+                job.id, job.task_name, when, self.unknown_task_grace,
                 extra=_extra(job, "unknown_task", None),
             )  # fmt: skip
         elif outcome is UnknownTaskOutcome.DEAD_LETTERED:

@@ -605,7 +605,7 @@ async def test_a_worker_gives_back_a_job_whose_task_it_does_not_know(
         )  # fmt: skip
         assert outcome is UnknownTaskOutcome.GIVEN_BACK
         delays.append(delay)
-    assert delays == [500, 1000, 2000], "backs off"
+    assert delays == [0, 500, 1000], "offered to the others at once, then backs off"
     job = await r.hgetall(k.job("a"))
     assert job[b"status"] == b"deferred" and job[b"attempts"] == b"0", "no try spent"
     assert job[b"error_message"] == b"waiting" and await r.hget(k.unknown, "t")
@@ -620,6 +620,35 @@ async def test_a_worker_gives_back_a_job_whose_task_it_does_not_know(
         k, "a", "w:1", grace_ms=0, worker="w", error_message="dead", waiting_message="w"
     )
     assert outcome is UnknownTaskOutcome.DEAD_LETTERED, "the grace is over"
+
+
+async def test_the_claim_that_brings_a_given_back_job_back_leaves_it_to_another_worker(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    """The worker that gave a job back does not take it in the claim that brings it back from
+    deferred: it goes to ready behind that claim's hand-out, with a wake-up for the next worker.
+    Alone, the same worker's next claim takes it again (nothing waits on a worker that may
+    never come)."""
+    await store.enqueue(k, [new("a"), new("b")])
+    await store.heartbeat(k, "knows-t", 60_000, 0, '{"tasks": ["t"]}')
+    claim = await store.claim(k, "w", 1, 1000, True)
+    assert ids(claim) == ["a"]
+    outcome, delay = await store.give_back_unknown(
+        k, "a", "w:1", grace_ms=60_000, worker="w", error_message="dead", waiting_message="w"
+    )
+    assert (outcome, delay) == (UnknownTaskOutcome.GIVEN_BACK, 0), "due at once"
+    await r.delete(k.wake)
+    assert ids(await store.claim(k, "w", 10, 1000, True)) == ["b"], "not a, which it gave back"
+    assert (
+        await r.zscore(k.ready, "a") is not None and await r.hget(k.job("a"), "status") == b"queued"
+    )
+    assert await r.exists(k.wake), "the next blocked worker is woken to take it"
+    assert ids(await store.claim(k, "w", 10, 1000, True)) == ["a"], "from ready, it takes it"
+    await store.give_back_unknown(
+        k, "a", "w:1", grace_ms=60_000, worker="w", error_message="dead", waiting_message="w"
+    )
+    await r.zadd(k.deferred, {"a": 0})  # its half-second back-off is over
+    assert ids(await store.claim(k, "other", 10, 1000, True)) == ["a"], "another takes it"
 
 
 async def test_a_job_whose_task_no_live_worker_knows_is_dead_lettered_at_once(

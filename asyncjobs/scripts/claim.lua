@@ -23,13 +23,18 @@ local worker, n, lease_ms = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = rcall('EXISTS', K.paused) == 1
 if paused then n = 0 end
 
+-- A job this worker gave back because it does not know its task (unknown_task.lua) is not
+-- taken again in the claim that brings it back: it goes to ready after this claim's hand-out,
+-- and the chain wake-up below offers it to the next blocked worker, which may know the task.
 local due = rcall('ZRANGEBYSCORE', K.deferred, '-inf', NOW, 'LIMIT', 0, 1000)
+local held_back = {}
 for _, id in ipairs(due) do
   rcall('ZREM', K.deferred, id)
   local job_key = P.job .. id
-  if rcall('EXISTS', job_key) == 1 then
+  local f = rcall('HMGET', job_key, 'status', 'unknown_by')
+  if f[1] then
     rcall('HSET', job_key, 'status', 'queued')
-    push_ready(job_key, id)
+    if f[2] == worker then held_back[#held_back + 1] = id else push_ready(job_key, id) end
   end
 end
 
@@ -193,6 +198,7 @@ while claimed < n do
   if reached_suspects then break end
 end
 zadd_pairs(K.leases, leased)
+for _, id in ipairs(held_back) do push_ready(P.job .. id, id) end
 if paused then return out end
 local last = rcall('ZRANGE', K.ready, -1, -1, 'WITHSCORES')
 if #last > 0 and tonumber(last[2]) >= SUSPECT_BAND then out[3] = 1 end

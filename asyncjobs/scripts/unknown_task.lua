@@ -7,9 +7,11 @@
 -- Returns: {code, retry_in_ms}: 1 given back, deferred by retry_in_ms, its try not spent;
 --   2 dead-lettered (the grace passed, or no live worker of the queue registers the task);
 --   -1 refused: lease token lost.
--- Invariant: the job is back in deferred, or in the dead letters, in this same step. It waits
---   half a second after its first such claim, twice as long after each next one, up to 15 s
---   and never past its grace; K.unknown remembers, per task, when a worker last gave one back.
+-- Invariant: the job is back in deferred, or in the dead letters, in this same step. After
+--   its first such claim it is due at once, and the claim that brings it back leaves it to
+--   another worker if this one made it (unknown_by, see claim.lua); after the next claims it
+--   waits half a second, then twice as long each time, up to 15 s and never past its grace.
+--   K.unknown remembers, per task, when a worker last gave one back.
 local id, token, grace = ARGV[5], ARGV[6], tonumber(ARGV[7])
 
 -- Whether a live worker of this queue says it registers `task` (workers list their tasks with
@@ -46,11 +48,14 @@ if NOW - since >= grace or not someone_knows(task) then
 end
 set_error(job_key, 'UnknownTaskError', ARGV[10], '')
 local bounces = rcall('HINCRBY', job_key, 'unknown_bounces', 1)
-local delay = math.min(500 * 2 ^ math.min(bounces - 1, 10), 15000, since + grace - NOW)
-delay = math.max(1, math.floor(delay))
+local delay = 0
+if bounces > 1 then
+  delay = math.min(500 * 2 ^ math.min(bounces - 2, 10), 15000, since + grace - NOW)
+  delay = math.max(1, math.floor(delay))
+end
 rcall('HDEL', job_key, 'token', 'suspect')
 rcall('HINCRBY', job_key, 'attempts', -1)
-rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', NOW + delay)
+rcall('HSET', job_key, 'status', 'deferred', 'scheduled_at', NOW + delay, 'unknown_by', ARGV[8])
 rcall('ZADD', K.deferred, NOW + delay, id)
 rcall('HSET', K.unknown, task, NOW .. ' ' .. ARGV[8])
 rcall('PEXPIRE', K.unknown, math.max(grace, 60000) + 60000)
