@@ -45,9 +45,11 @@ class Claimer:
         self.wake_keys: list[str] = []
         self._groups: list[list[QueueKeys]] = []  # the queues, each with its partitions
         self._turn = 0  # which partition of each queue is claimed from first this step
-        self.add_queues(queues)
-        self.running = running
         self.worker_id = worker_id
+        self.add_queues(queues)
+        # the store writes this one when the worker stops (Store.leave): the wait returns
+        self.wake_keys.append(self.queues[0].own_wake(worker_id))
+        self.running = running
         self.concurrency = concurrency
         self.lease_ms = int(lease_seconds * 1000)
         self.start = start
@@ -92,9 +94,8 @@ class Claimer:
         if self._wait_next is not None and not self.stopping.is_set():
             return await self._wait()
         if self.stopping.is_set() and self._prefetched is None:
-            # run() cancels us on stop, but on Python < 3.12 a cancellation that lands as an
-            # awaited reply arrives can be swallowed (wait_for); this makes sure no job is
-            # claimed after the stop meanwhile.
+            # The worker stops: it marked itself as leaving (Store.leave) and woke our wait, so
+            # we end here, or after starting what the claim behind that wait still brought.
             return True
         free = self.concurrency - len(self.running)
         if self.budget is not None:
@@ -112,6 +113,8 @@ class Claimer:
         prefetched, self._prefetched = self._prefetched, None
         if prefetched is not None:
             order = [prefetched[0]] + [k for k in order if k != prefetched[0]]
+            if self.stopping.is_set():
+                order = order[:1]  # start what it brought; claim nothing more
         for keys in order:
             if prefetched is not None:  # asked for no more than `free` slots: still fits
                 claim, prefetched = prefetched[1], None

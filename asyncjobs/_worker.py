@@ -20,7 +20,7 @@ from typing import Any
 from . import _defaults
 from ._cancels import CancelListener
 from ._claimer import Claimer
-from ._compat import cancel_and_wait
+from ._compat import cancel_and_wait, timeout
 from ._context import Context
 from ._cron_scheduler import CronScheduler
 from ._errors import ConfigurationError, WorkerFailed, WorkerLost
@@ -40,6 +40,9 @@ from ._task import Task
 from ._tracing import for_worker, suppressed, suppressed_context
 
 log = logging.getLogger("asyncjobs.worker")
+
+#: How long a stop waits for the claim loop to end by itself (one Redis round trip, normally).
+STOP_CLAIMS_SECONDS = 5.0
 
 
 class Worker:
@@ -152,6 +155,9 @@ class Worker:
                 await store.register_queues(s.prefix, s.queues)
                 # a partitioned queue: serve every partition it has (or had, until drained)
                 await self._serve(await watch.added(), keeper, cancels, None)
+                if s.name is not None:  # the same name may have left a minute ago
+                    for keys in self.keys:
+                        await store.leave(keys, self.id, "clear")
                 keeper.about = describe(
                     queues=list(s.queues),
                     concurrency=s.concurrency,
@@ -228,7 +234,7 @@ class Worker:
             failed = [t for t in (claims, *background) if t.done() and t.exception()]
             if failed:
                 raise failed[0].exception()  # type: ignore[misc]
-            await cancel_and_wait(claims)
+            await self._stop_claiming(store, claims)
             await self._drain()
             await finisher.drain()
             stopped_cleanly = True
@@ -305,6 +311,25 @@ class Worker:
             (task.name, task.max_concurrency or 0, task.rate_interval_ms, task.max_tries or 0)
             for task in self.registry.values()
         ]
+
+    async def _stop_claiming(self, store: Store, claims: asyncio.Task[None]) -> None:
+        """End the claim loop without losing a claim in flight: cancelling it mid-claim closes
+        the connection the reply comes on, and that claim's jobs wait out their leases. So
+        mark this worker as leaving (a claim Redis runs from then on takes nothing), wake its
+        own wait, and let the loop start what it already holds and end; cancel it only if
+        Redis does not answer within STOP_CLAIMS_SECONDS."""
+        if claims.done():  # a burst that ran out of work
+            return
+        with suppressed(), contextlib.suppress(Exception):
+            async with timeout(STOP_CLAIMS_SECONDS):
+                served = list(self.keys)
+                for i, keys in enumerate(served):
+                    await store.leave(keys, self.id, "wake" if i == 0 else "mark")
+                self.running.freed.set()  # a loop waiting for a free slot looks again
+                await asyncio.wait({claims})  # (does not cancel it on the timeout)
+                for keys in served:  # nothing of ours is in flight now: leave no keys behind
+                    await store.leave(keys, self.id, "clear")
+        await cancel_and_wait(claims)
 
     def _unknown_task_grace(self, burst: bool) -> float:
         grace = self.settings.unknown_task_grace

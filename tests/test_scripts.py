@@ -131,6 +131,7 @@ async def test_every_script_header_matches_what_the_store_sends() -> None:
             k, "a", "w:1", grace_ms=1, worker="w", error_message="m", waiting_message="w"
         ),
         store.set_partitions(k, 3),
+        store.leave(k, "w", "wake"),
     ]
     for call in calls:
         # the recorder's reply does not fit every parser; the command was sent all the same
@@ -649,6 +650,23 @@ async def test_the_claim_that_brings_a_given_back_job_back_leaves_it_to_another_
     )
     await r.zadd(k.deferred, {"a": 0})  # its half-second back-off is over
     assert ids(await store.claim(k, "other", 10, 1000, True)) == ["a"], "another takes it"
+
+
+async def test_a_leaving_worker_is_handed_nothing_and_others_are_woken(
+    store: Store, r: Any, k: QueueKeys
+) -> None:
+    await store.enqueue(k, [new("a"), new("b")])
+    await store.leave(k, "w", "wake")
+    assert await r.zrange(k.own_wake("w"), 0, -1) == [b"w"], "its own wait returns"
+    assert 0 < await r.pttl(k.own_wake("w")) <= 60_000
+    await r.delete(k.wake)
+    assert ids(await store.claim(k, "w", 10, 1000, True)) == [], "a leaving worker takes none"
+    assert await r.exists(k.wake), "the wake-up it may have taken goes on to the next worker"
+    assert ids(await store.claim(k, "other", 1, 1000, True)) == ["a"], "others claim as before"
+    await store.leave(k, "w", "clear")
+    assert ids(await store.claim(k, "w", 10, 1000, True)) == ["b"], "started again: it claims"
+    await store.leave(k, "v", "mark")
+    assert not await r.exists(k.own_wake("v")), "'mark' writes no wake key"
 
 
 async def test_a_job_whose_task_no_live_worker_knows_is_dead_lettered_at_once(

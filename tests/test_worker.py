@@ -423,8 +423,11 @@ async def test_graceful_shutdown_lets_running_jobs_finish(queue: Queue) -> None:
 async def test_stop_holds_even_if_the_claim_loop_misses_its_cancellation(
     queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """On Python < 3.12 a cancellation that lands as a reply arrives can be swallowed
-    (asyncio.wait_for, async-timeout): the claim loop must still stop, not block for 30 s."""
+    """stop() lands while a claim is on its way and the claim loop ignores cancellation (on
+    Python < 3.12 one that lands as a reply arrives can be swallowed: asyncio.wait_for,
+    async-timeout). The run must still end, not block for 30 s; and whichever reached Redis
+    first, the claim or the stop's leaving mark, the job is run or left for the next worker,
+    never stuck in progress until its lease runs out."""
     from asyncjobs._store import Store
     from asyncjobs._store.scripts import load_scripts
 
@@ -435,21 +438,88 @@ async def test_stop_holds_even_if_the_claim_loop_misses_its_cancellation(
     async def claim_that_swallows_the_stop(store: Store, command: Any) -> Any:
         reply = asyncio.ensure_future(real_run(store, command))
         if command[1] == claim_sha:
-            worker.stop()  # run() cancels the claim loop while this reply is on its way
+            worker.stop()  # run() stops the claim loop while this reply is on its way
         try:
             return await asyncio.shield(reply)
         except asyncio.CancelledError:
-            return await reply  # ... and the cancellation is lost, as wait_for can lose it
+            return await reply  # ... and a cancellation is lost, as wait_for can lose it
 
     monkeypatch.setattr(Store, "run", claim_that_swallows_the_stop)
     job = await queue.enqueue(add, 1, 2)
     run = asyncio.create_task(worker.run(handle_signals=False))
-    done, _ = await asyncio.wait({run}, timeout=5)
+    done, _ = await asyncio.wait({run}, timeout=10)
     if not done:  # clean up as far as a cancel can, then fail
         run.cancel()
         await asyncio.wait({run}, timeout=5)
     assert done, "stop() was missed: the claim loop went back to blocking"
-    assert await job.result(timeout=1) == 3, "the job claimed while stopping still ran"
+    monkeypatch.undo()
+    info = await job.info()
+    assert info.status in (JobStatus.SUCCEEDED, JobStatus.QUEUED), f"left {info.status.value}"
+    if info.status is JobStatus.QUEUED:  # the stop reached Redis first: the next worker runs it
+        await run_burst(queue, [add])
+    assert await job.result(timeout=1) == 3
+
+
+async def test_a_stop_while_a_claim_is_on_its_way_runs_what_it_claimed(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redis has run a claim and its reply is on the way when the worker stops. Cancelling the
+    claim loop then would drop the reply with its connection, and the claimed job would sit
+    in progress until its lease ran out. The stop lets the loop read the reply and run it."""
+    from asyncjobs._store import Store
+
+    held, release = asyncio.Event(), asyncio.Event()
+    real_claim, real_wait = Store.claim, Store.wait_then_claim
+
+    async def hold(claim: Any) -> Any:
+        if claim is not None and claim.jobs and not release.is_set():
+            held.set()  # Redis has handed the job out; the worker has not read it yet
+            await release.wait()
+        return claim
+
+    async def claim(store: Store, *args: Any, **kwargs: Any) -> Any:
+        return await hold(await real_claim(store, *args, **kwargs))
+
+    async def wait_then_claim(store: Store, *args: Any, **kwargs: Any) -> Any:
+        return await hold(await real_wait(store, *args, **kwargs))
+
+    monkeypatch.setattr(Store, "claim", claim)
+    monkeypatch.setattr(Store, "wait_then_claim", wait_then_claim)
+    worker = Worker(
+        WorkerSettings(redis_url=queue.url, functions=[add], queues=[queue.name], lease_seconds=30)
+    )
+    run = asyncio.create_task(worker.run(handle_signals=False))
+    job = await queue.enqueue(add, 1, 2)
+    await asyncio.wait_for(held.wait(), 10)
+    worker.stop()
+    await asyncio.sleep(0.2)  # time for a stop to cancel the loop, as it used to
+    release.set()
+    await asyncio.wait_for(run, 10)
+    info = await job.info()
+    assert info.status is JobStatus.SUCCEEDED, f"left {info.status.value} to its 30 s lease"
+    assert await job.result(timeout=1) == 3
+
+
+async def test_a_named_worker_started_again_at_once_claims_at_once(queue: Queue) -> None:
+    """A stop marks the worker as leaving, and clears the mark once its claim loop has ended;
+    if it could not (Redis did not answer in time), the mark stays a minute. Its successor of
+    the same name (a restarted pod, say) must not inherit it."""
+    keys = queue.keys_for(queue.name)
+    await queue.client.set(f"{keys.tag}:left:steady-worker", 1, px=60_000)  # a stop's leftover
+    settings = WorkerSettings(
+        redis_url=queue.url, functions=[add], queues=[queue.name], name="steady-worker"
+    )
+    worker = Worker(settings)
+    run = asyncio.create_task(worker.run(handle_signals=False))
+    try:
+        assert await (await queue.enqueue(add, 2, 2)).result(timeout=10) == 4
+    finally:
+        worker.stop()
+        await asyncio.wait_for(run, 10)
+    left = await queue.client.keys(f"{keys.tag}:left:*") + await queue.client.keys(
+        f"{keys.tag}:wake:*"
+    )
+    assert left == [], "a clean stop leaves neither its mark nor its own wake key"
 
 
 async def test_cancelling_run_stops_everything_it_started(queue: Queue) -> None:

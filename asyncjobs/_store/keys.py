@@ -99,6 +99,10 @@ class QueueKeys:
         """ZSET with one member that workers block on (BZPOPMIN); enqueue adds it."""
         return f"{self.tag}:wake"
 
+    def own_wake(self, worker: str) -> str:
+        """ZSET like ``wake`` that only ``worker`` blocks on: leave.lua writes it at its stop."""
+        return f"{self.tag}:wake:{worker}"
+
     @property
     def seq(self) -> str:
         """Counter giving FIFO order among ready jobs of equal priority."""

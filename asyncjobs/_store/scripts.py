@@ -43,6 +43,7 @@ SCRIPT_NAMES = (
     "forget",
     "unknown_task",
     "partitions",
+    "leave",
 )
 
 

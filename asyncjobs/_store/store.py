@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
 from typing import Any, TypeVar
 
+from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
 from .admin import Admin, counts_from_reply
@@ -311,7 +312,7 @@ class Store(Admin):
                 except NoScriptError:  # Redis restarted empty: the caller claims (loads it)
                     return None
                 return self.parse_claim(reply)
-            if len(wake_keys) > 1 and conn.is_cluster:
+            if conn.is_cluster and len({key_slot(k.encode()) for k in wake_keys}) > 1:
                 await self._block_on_cluster(wake_keys, timeout)
             else:
                 await conn.client.bzpopmin(list(wake_keys), timeout=timeout)
@@ -323,15 +324,20 @@ class Store(Admin):
             raise mapped from exc
 
     async def _block_on_cluster(self, wake_keys: Sequence[str], timeout: float) -> None:
-        """Queues live in different slots: one blocking call each; the first to wake releases
-        the others by writing their wake keys (a BZPOPMIN over several slots is refused)."""
+        """Queues live in different slots: one blocking call per slot; the first to wake
+        releases the others by writing a wake key of theirs (a BZPOPMIN over several slots is
+        refused)."""
         client = self.connection.client
-        waits = [asyncio.create_task(client.bzpopmin([key], timeout=timeout)) for key in wake_keys]
+        by_slot: dict[int, list[str]] = {}
+        for key in wake_keys:
+            by_slot.setdefault(key_slot(key.encode()), []).append(key)
+        groups = list(by_slot.values())
+        waits = [asyncio.create_task(client.bzpopmin(keys, timeout=timeout)) for keys in groups]
         try:
             done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
-            for key, wait in zip(wake_keys, waits, strict=True):
+            for keys, wait in zip(groups, waits, strict=True):
                 if wait in pending:
-                    await client.zadd(key, {"w": 0})
+                    await client.zadd(keys[0], {"w": 0})
             await asyncio.gather(*waits, return_exceptions=True)
             for wait in done:
                 wait.result()  # re-raise a connection error for the caller's backoff
@@ -456,6 +462,12 @@ class Store(Admin):
             each=limits,
         )
         return int(reply)
+
+    async def leave(self, keys: QueueKeys, worker: str, how: str) -> None:
+        """Mark ``worker`` as leaving the queue (``how``: 'wake' also ends its blocked wait,
+        'mark' only marks it), or 'clear' the mark for a worker of that name that starts
+        again; a claim of a leaving worker takes nothing (leave.lua)."""
+        await self._script("leave", keys, worker=worker, how=how)
 
     # -- reading ---------------------------------------------------------------------------
 

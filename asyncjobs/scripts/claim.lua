@@ -15,6 +15,7 @@
 --   never closer than its interval: a reserved slot taken late pushes the next one back. A
 --   corrupt job record (no task or payload, non-numeric counters) is dead-lettered here: this
 --   script must never stop half-way, since Redis keeps what a failed script already wrote.
+-- A worker that is leaving (leave.lua) is handed nothing; the chain wake-up still runs.
 -- A paused queue (K.paused set) hands out nothing, reports no due time and wakes no one, so its
 --   idle workers stay blocked until resume writes the wake key; due deferred jobs still move
 --   to ready, to wait there.
@@ -22,6 +23,9 @@ workers_only()
 local worker, n, lease_ms = ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local paused = rcall('EXISTS', K.paused) == 1
 if paused then n = 0 end
+-- A worker that is stopping (leave.lua) takes nothing: its claim loop is about to end, and a
+-- job handed to it now would wait out its lease.
+if rcall('EXISTS', TAG .. ':left:' .. worker) == 1 then n = 0 end
 
 -- A job this worker gave back because it does not know its task (unknown_task.lua) is not
 -- taken again in the claim that brings it back: it goes to ready after this claim's hand-out,
