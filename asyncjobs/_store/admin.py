@@ -29,6 +29,7 @@ RECENT_STATUSES = ("succeeded", "cancelled", "expired")
 
 
 def _text(value: bytes | str) -> str:
+    """A reply value as str: bytes are decoded as UTF-8, a str is returned as it is."""
     return value.decode() if isinstance(value, bytes) else value
 
 

@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 from redis.crc import key_slot
 from redis.exceptions import NoScriptError
 
-from .admin import Admin, counts_from_reply
+from .admin import Admin, _text, counts_from_reply
 from .connection import Connection
 from .errors import translate
 from .keys import QueueKeys, queues_registry_key
@@ -39,10 +39,6 @@ T = TypeVar("T")
 
 #: A claim reply carries this many values per claimed job (see claim.lua).
 _CLAIMED_WIDTH = 9
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 class Store(Admin):
