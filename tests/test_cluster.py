@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import redis.asyncio as aioredis
 from typer.testing import CliRunner
 
-from asyncjobs import Queue, Worker, WorkerSettings
+from asyncjobs import Queue, RedisUnavailable, Worker, WorkerSettings
 from asyncjobs.cli import app
 
 from .cluster_tasks import count_run
@@ -90,35 +93,72 @@ def test_info_command_on_a_cluster(redis_cluster: RedisCluster) -> None:
     assert row["succeeded"] >= 1 and row["dead_letters"] >= 1
 
 
-async def test_sentinel_url(tmp_path: Path) -> None:
-    master = RedisServer().start()
-    sentinel_port = free_port()
+@contextlib.contextmanager
+def one_sentinel(master: RedisServer, tmp_path: Path) -> Iterator[str]:
+    """A sentinel (the test server binary in sentinel mode) watching ``master`` as "jobs";
+    yields the redis+sentinel:// host list, and stops it by its PID."""
+    port = free_port()
     config = tmp_path / "sentinel.conf"
+    auth = f"sentinel auth-pass jobs {master.password}\n" if master.password else ""
     config.write_text(
-        f"port {sentinel_port}\nbind 127.0.0.1\ndir {tmp_path}\n"
-        f"sentinel monitor jobs 127.0.0.1 {master.port} 1\n"
+        f"port {port}\nbind 127.0.0.1\ndir {tmp_path}\n"
+        f"sentinel monitor jobs 127.0.0.1 {master.port} 1\n{auth}"
     )
     sentinel = subprocess.Popen(
-        [find_server().path, str(config), "--sentinel"],  # the test server binary, as sentinel
+        [find_server().path, str(config), "--sentinel"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     try:
-        url = f"redis+sentinel://127.0.0.1:{sentinel_port}/jobs/0"
-        for _ in range(100):  # the sentinel needs a moment to learn its master
-            try:
-                async with Queue(url, name="s") as queue:
-                    job = await queue.enqueue(quick, 3)
-                break
-            except Exception:
-                await asyncio.sleep(0.1)
-        else:
-            pytest.fail("could not reach the master through the sentinel")
-        worker = Worker(WorkerSettings(redis_url=url, functions=[quick], queues=["s"]))
-        await worker.run(burst=True, handle_signals=False)
-        async with Queue(url, name="s") as queue:
-            assert await queue.job(job.id).result(timeout=5) == 3
+        yield f"127.0.0.1:{port}"
     finally:
         sentinel.terminate()
         sentinel.wait(10)
+
+
+async def _sentinel_knows_its_master(hosts: str) -> None:
+    host, _, port = hosts.partition(":")
+    async with aioredis.Redis(host=host, port=int(port)) as sentinel:
+        for _ in range(100):  # the sentinel needs a moment to learn its master
+            try:
+                if await sentinel.execute_command("SENTINEL", "GET-MASTER-ADDR-BY-NAME", "jobs"):
+                    return
+            except aioredis.ConnectionError:
+                pass
+            await asyncio.sleep(0.1)
+    pytest.fail("the sentinel never learned its master")
+
+
+async def test_sentinel_url(tmp_path: Path) -> None:
+    master = RedisServer().start()
+    try:
+        with one_sentinel(master, tmp_path) as hosts:
+            await _sentinel_knows_its_master(hosts)
+            url = f"redis+sentinel://{hosts}/jobs/0"
+            async with Queue(url, name="s") as queue:
+                job = await queue.enqueue(quick, 3)
+            worker = Worker(WorkerSettings(redis_url=url, functions=[quick], queues=["s"]))
+            await worker.run(burst=True, handle_signals=False)
+            async with Queue(url, name="s") as queue:
+                assert await queue.job(job.id).result(timeout=5) == 3
+    finally:
+        master.cleanup()
+
+
+async def test_a_refused_login_behind_a_sentinel_is_not_retried(tmp_path: Path) -> None:
+    """A wrong password for the master a sentinel names fails on its first connection, as
+    it does on a plain URL: redis-py files a refused login under connection errors, and its
+    default retry tried it again with a growing pause before the error came out."""
+    master = RedisServer(password="s3cret").start()
+    try:
+        with one_sentinel(master, tmp_path) as hosts:
+            await _sentinel_knows_its_master(hosts)
+            admin = aioredis.Redis(port=master.port, password="s3cret")
+            before = (await admin.info("stats"))["total_connections_received"]
+            with pytest.raises(RedisUnavailable, match="Check the username and password"):
+                async with Queue(f"redis+sentinel://:wrong@{hosts}/jobs/0"):
+                    pass
+            assert (await admin.info("stats"))["total_connections_received"] - before == 1
+            await admin.aclose()
+    finally:
         master.cleanup()

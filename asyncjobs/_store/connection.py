@@ -210,9 +210,7 @@ class Connection:
             **extra,
             "max_connections": max_connections or UNBOUNDED_POOL,
             "socket_connect_timeout": 5.0,
-            "health_check_interval": 30,
-            "retry": _Retry(BACKOFF, retries=RETRIES),
-            "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+            **_ride_through(),
             **CLIENT_DEFAULTS,
         }
         client = aioredis.Redis.from_url(url, **{**options, **overrides})
@@ -258,7 +256,7 @@ class Connection:
                 password=password,
                 socket_keepalive=True,
                 max_connections=max_connections or UNBOUNDED_POOL,
-                **{**CLIENT_DEFAULTS, **overrides},
+                **{**CLIENT_DEFAULTS, **_ride_through(), **overrides},
             )
 
         self._subscriber = lambda: master(None, retry=_never_retry())
@@ -361,6 +359,17 @@ class _Retry(RedisRetry):
 
 def _never_retry() -> Any:
     return RedisRetry(NoBackoff(), 0)  # type: ignore[no-untyped-call,unused-ignore]
+
+
+def _ride_through() -> dict[str, Any]:
+    """A plain or Sentinel client's options for riding out a dropped connection (a restart,
+    a failover): a command is sent again a few times with a growing pause, a refused login
+    never; an idle connection is checked before use."""
+    return {
+        "health_check_interval": 30,
+        "retry": _Retry(BACKOFF, retries=RETRIES),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
 
 
 class _OwnClientPubSub:
