@@ -42,13 +42,13 @@ class Claimer:
     ) -> None:
         self.store = store
         self.queues: list[QueueKeys] = []
-        self.wake_keys: list[str] = []
+        # first, the one the store writes when this worker stops (Store.leave): the wait
+        # returns, and takes that key rather than a queue's wake flag, left for the others
+        self.wake_keys: list[str] = [queues[0].own_wake(worker_id)]
         self._groups: list[list[QueueKeys]] = []  # the queues, each with its partitions
         self._turn = 0  # which partition of each queue is claimed from first this step
         self.worker_id = worker_id
         self.add_queues(queues)
-        # the store writes this one when the worker stops (Store.leave): the wait returns
-        self.wake_keys.append(self.queues[0].own_wake(worker_id))
         self.running = running
         self.concurrency = concurrency
         self.lease_ms = int(lease_seconds * 1000)

@@ -500,6 +500,35 @@ async def test_a_stop_while_a_claim_is_on_its_way_runs_what_it_claimed(
     assert await job.result(timeout=1) == 3
 
 
+async def test_a_stopping_workers_wait_leaves_the_queues_wake_up_to_the_others(
+    queue: Queue,
+) -> None:
+    """The stop writes the worker's own wake key. If a queue's wake-up is up too, the wait
+    must take its own: the worker claims nothing more, so a wake-up it took would be lost to
+    the workers that go on."""
+    from asyncjobs._claimer import Claimer
+    from asyncjobs._running import RunningJobs
+
+    keys = queue.keys_for(queue.name)
+    claimer = Claimer(
+        store=queue.store,
+        queues=[keys],
+        running=RunningJobs(),
+        worker_id="leaving",
+        concurrency=10,
+        lease_seconds=30,
+        start=lambda job: None,
+        stopping=asyncio.Event(),
+        burst=False,
+    )
+    await queue.store.leave(keys, "leaving", "wake")
+    await queue.client.zadd(keys.wake, {"w": 0})  # work came in; no other worker blocks yet
+    await asyncio.wait_for(claimer._block_until_woken(-1, keys, 10), 5)
+    assert await queue.client.zcard(keys.wake) == 1, "the queue's wake-up is still up"
+    assert not await queue.client.exists(keys.own_wake("leaving")), "it took its own"
+    await queue.store.leave(keys, "leaving", "clear")
+
+
 async def test_a_named_worker_started_again_at_once_claims_at_once(queue: Queue) -> None:
     """A stop marks the worker as leaving, and clears the mark once its claim loop has ended;
     if it could not (Redis did not answer in time), the mark stays a minute. Its successor of

@@ -332,8 +332,8 @@ class Store(Admin):
         try:
             done, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
             for keys, wait in zip(groups, waits, strict=True):
-                if wait in pending:
-                    await client.zadd(keys[0], {"w": 0})
+                if wait in pending:  # the last: a queue's, never a worker's own (listed first)
+                    await client.zadd(keys[-1], {"w": 0})
             await asyncio.gather(*waits, return_exceptions=True)
             for wait in done:
                 wait.result()  # re-raise a connection error for the caller's backoff
