@@ -534,7 +534,7 @@ async def test_a_named_worker_started_again_at_once_claims_at_once(queue: Queue)
     if it could not (Redis did not answer in time), the mark stays a minute. Its successor of
     the same name (a restarted pod, say) must not inherit it."""
     keys = queue.keys_for(queue.name)
-    await queue.client.set(f"{keys.tag}:left:steady-worker", 1, px=60_000)  # a stop's leftover
+    await queue.client.set(keys.left("steady-worker"), 1, px=60_000)  # a stop's leftover
     settings = WorkerSettings(
         redis_url=queue.url, functions=[add], queues=[queue.name], name="steady-worker"
     )
@@ -545,9 +545,7 @@ async def test_a_named_worker_started_again_at_once_claims_at_once(queue: Queue)
     finally:
         worker.stop()
         await asyncio.wait_for(run, 10)
-    left = await queue.client.keys(f"{keys.tag}:left:*") + await queue.client.keys(
-        f"{keys.tag}:wake:*"
-    )
+    left = await queue.client.keys(keys.left("*")) + await queue.client.keys(keys.own_wake("*"))
     assert left == [], "a clean stop leaves neither its mark nor its own wake key"
 
 

@@ -103,6 +103,10 @@ class QueueKeys:
         """ZSET like ``wake`` that only ``worker`` blocks on: leave.lua writes it at its stop."""
         return f"{self.tag}:wake:{worker}"
 
+    def left(self, worker: str) -> str:
+        """Set while ``worker`` stops (leave.lua): its claims hand out nothing."""
+        return f"{self.tag}:left:{worker}"
+
     @property
     def seq(self) -> str:
         """Counter giving FIFO order among ready jobs of equal priority."""

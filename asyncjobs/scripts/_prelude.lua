@@ -34,10 +34,12 @@ local SHARDED = ARGV[4] == '1'
 if SHARDED and not redis.REDIS_VERSION_NUM then  -- before Redis 7: stop before any write
   return redis.error_reply('ERR sharded_pubsub needs Redis 7 or newer: remove it from the URL')
 end
--- Prefixes of the keys made per job, per idempotency key, per workflow, per group, per task.
+-- Prefixes of the keys made per job, per idempotency key, per workflow, per group, per task,
+-- per stopping worker.
 local P = {job = TAG .. ':job:', idem = TAG .. ':idem:', wf = TAG .. ':wf:',
   group = TAG .. ':group:', rate = TAG .. ':rate:', rate_started = TAG .. ':rate-started:',
-  minute = TAG .. ':minute:', recent = TAG .. ':recent:'}
+  minute = TAG .. ':minute:', recent = TAG .. ':recent:', left = TAG .. ':left:',
+  own_wake = TAG .. ':wake:'}
 local EVENTS, CANCELS = TAG .. ':events', TAG .. ':cancel'
 -- A change to the queue's crontab is published here (the cron name), so workers reload it.
 local CRON_CHANGES = TAG .. ':cron-changes'

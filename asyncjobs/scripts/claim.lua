@@ -25,7 +25,7 @@ local paused = rcall('EXISTS', K.paused) == 1
 if paused then n = 0 end
 -- A worker that is stopping (leave.lua) takes nothing: its claim loop is about to end, and a
 -- job handed to it now would wait out its lease.
-if rcall('EXISTS', TAG .. ':left:' .. worker) == 1 then n = 0 end
+if rcall('EXISTS', P.left .. worker) == 1 then n = 0 end
 
 -- A job this worker gave back because it does not know its task (unknown_task.lua) is not
 -- taken again in the claim that brings it back: it goes to ready after this claim's hand-out,

@@ -10,8 +10,7 @@
 --   so the worker reads its jobs and runs them. Both keys expire by themselves if the worker
 --   cannot clear them.
 workers_only()
-local left = TAG .. ':left:' .. ARGV[5]
-local own = TAG .. ':wake:' .. ARGV[5]
+local left, own = P.left .. ARGV[5], P.own_wake .. ARGV[5]
 if ARGV[6] == 'clear' then
   rcall('DEL', left, own)
   return 1
