@@ -16,7 +16,7 @@ import re
 import threading
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import SplitResult, unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry as RedisRetry
@@ -105,7 +105,20 @@ def redact(url: str) -> str:
     if parts.password is not None:
         netloc = netloc.replace(f":{parts.password}@", ":***@")
     query = re.sub(r"(?i)(^|&)(password=)[^&]*", r"\1\2***", parts.query)
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
+    return _joined(parts._replace(netloc=netloc, query=query))
+
+
+def _joined(parts: SplitResult) -> str:
+    """``urlunsplit`` that keeps the ``//`` of a URL with no host (``unix:///tmp/r.sock``).
+
+    The standard one writes ``unix:/tmp/r.sock``, which redis-py 8.2 refuses.
+    """
+    url = f"{parts.scheme}://{parts.netloc}{parts.path}"
+    return (
+        url
+        + (f"?{parts.query}" if parts.query else "")
+        + (f"#{parts.fragment}" if parts.fragment else "")
+    )
 
 
 def _memory_server(url: str) -> Any:
@@ -141,7 +154,7 @@ def _pubsub_mode(url: str, where: str) -> tuple[str, bool, bool]:
         raise ConfigurationError(
             f"sharded_pubsub is for Redis Cluster URLs (redis+cluster://): remove it from {where}"
         )
-    return urlunsplit(parts._replace(query="&".join(kept))), publish, listen
+    return _joined(parts._replace(query="&".join(kept))), publish, listen
 
 
 def _split_hosts(url: str) -> tuple[list[tuple[str, int]], str | None, str | None, str]:
@@ -246,7 +259,7 @@ class Connection:
             raise ConfigurationError(
                 f"{self.where!r} names no service: use redis+sentinel://host:port/service_name[/db]"
             )
-        self._sentinel = Sentinel(nodes, socket_connect_timeout=5.0)  # type: ignore[no-untyped-call]
+        self._sentinel = Sentinel(nodes, socket_connect_timeout=5.0)  # type: ignore[no-untyped-call,unused-ignore]  # typed from redis-py 8.2
 
         def master(max_connections: int | None, **overrides: Any) -> Any:
             return self._sentinel.master_for(
