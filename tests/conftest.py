@@ -153,6 +153,43 @@ async def run_burst(queue: Queue, functions: list[Any], **options: Any) -> Worke
     return worker
 
 
+def one_claimer(store: Any, keys: Any, worker_id: str, *, burst: bool, running: Any = None) -> Any:
+    """A worker's claim loop alone (concurrency 10, a 30 s lease, jobs started nowhere), for
+    tests that drive its steps by hand."""
+    from asyncjobs._claimer import Claimer
+    from asyncjobs._running import RunningJobs
+
+    return Claimer(
+        store=store,
+        queues=[keys],
+        running=RunningJobs() if running is None else running,
+        worker_id=worker_id,
+        concurrency=10,
+        lease_seconds=30,
+        start=lambda job: None,
+        stopping=asyncio.Event(),
+        burst=burst,
+    )
+
+
+async def connections_to_a_refused_login(server: RedisServer, url: str) -> int:
+    """How many connections ``server`` received while a Queue on ``url`` failed to open with
+    the refused-login error (``server`` has the password ``s3cret``)."""
+    import redis.asyncio
+
+    from asyncjobs import RedisUnavailable
+
+    admin = redis.asyncio.Redis(port=server.port, password="s3cret")
+    try:
+        before = (await admin.info("stats"))["total_connections_received"]
+        with pytest.raises(RedisUnavailable, match="Check the username and password"):
+            async with Queue(url):
+                pass
+        return int((await admin.info("stats"))["total_connections_received"] - before)
+    finally:
+        await admin.aclose()
+
+
 async def key_count(queue: Queue) -> int:
     """How many keys this queue has (its hash tag), for 'nothing was written' checks."""
     keys = queue.keys_for(queue.name)

@@ -12,7 +12,7 @@ import pytest
 
 from asyncjobs import Context, JobStatus, Queue, task
 
-from .conftest import run_burst
+from .conftest import one_claimer, run_burst
 from .waiting import wait_until
 
 # INCR a running counter and keep its peak, atomically, in Redis: the check does not trust
@@ -41,7 +41,6 @@ async def test_a_burst_does_not_end_on_a_claim_answered_after_a_job_ended() -> N
     while a concurrency group's slots are still held (every job it finds is blocked), and answer
     it after the acks that freed those slots (and readied the blocked jobs). A burst worker that
     ended on that empty claim stranded the group's jobs; it must claim once more instead."""
-    from asyncjobs._claimer import Claimer
     from asyncjobs._running import ClaimedJob, RunningJobs
     from asyncjobs._store import Claim, QueueKeys
 
@@ -64,17 +63,7 @@ async def test_a_burst_does_not_end_on_a_claim_answered_after_a_job_ended() -> N
                 await running.freed.wait()
             return Claim(next_due_ms=-1, now_ms=0, suspects_waiting=False, suspect=None)
 
-    claimer = Claimer(
-        store=Store(),  # type: ignore[arg-type]
-        queues=[keys],
-        running=running,
-        worker_id="w",
-        concurrency=10,
-        lease_seconds=30,
-        start=lambda job: None,
-        stopping=asyncio.Event(),
-        burst=True,
-    )
+    claimer = one_claimer(Store(), keys, "w", burst=True, running=running)
     assert await claimer.step() is False, "a job ended during the claim: claim again"
     assert await claimer.step() is True, "nothing ended during this one: the burst is done"
     assert claims == [1, 0]

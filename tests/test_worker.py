@@ -24,7 +24,7 @@ from asyncjobs._errors import JobCancelled
 from asyncjobs._running import ClaimedJob
 from asyncjobs._store import QueueKeys
 
-from .conftest import run_burst
+from .conftest import one_claimer, run_burst
 from .waiting import wait_until
 
 
@@ -506,21 +506,8 @@ async def test_a_stopping_workers_wait_leaves_the_queues_wake_up_to_the_others(
     """The stop writes the worker's own wake key. If a queue's wake-up is up too, the wait
     must take its own: the worker claims nothing more, so a wake-up it took would be lost to
     the workers that go on."""
-    from asyncjobs._claimer import Claimer
-    from asyncjobs._running import RunningJobs
-
     keys = queue.keys_for(queue.name)
-    claimer = Claimer(
-        store=queue.store,
-        queues=[keys],
-        running=RunningJobs(),
-        worker_id="leaving",
-        concurrency=10,
-        lease_seconds=30,
-        start=lambda job: None,
-        stopping=asyncio.Event(),
-        burst=False,
-    )
+    claimer = one_claimer(queue.store, keys, "leaving", burst=False)
     await queue.store.leave(keys, "leaving", "wake")
     await queue.client.zadd(keys.wake, {"w": 0})  # work came in; no other worker blocks yet
     await asyncio.wait_for(claimer._block_until_woken(-1, keys, 10), 5)
