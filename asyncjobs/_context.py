@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterator, MutableMapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, MutableMapping
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
@@ -20,6 +20,39 @@ _ARQ_KEYS = {
     "score": "_enqueued_ms",
     "redis": "_arq_redis",
 }
+
+
+class WorkerState(dict[str, Any]):
+    """The worker-wide state (``on_startup``'s ctx), where ``"redis"``, arq's client, is made at
+    its first read: a worker that never reads it does not import arq's side (~7 ms of start-up).
+
+    ``state["redis"]`` and ``state.get("redis")`` read it; it is listed among the keys once read.
+    ``copy()`` (each job's own state) shares the one client.
+    """
+
+    __slots__ = ("_redis",)
+    _redis: Callable[[], Any]
+
+    @classmethod
+    def of(cls, initial: Mapping[str, Any], redis: Callable[[], Any]) -> WorkerState:
+        """``initial``'s items, with ``redis()`` called at the first read of ``"redis"``."""
+        state = cls(initial)
+        state._redis = redis
+        return state
+
+    def __missing__(self, key: str) -> Any:
+        if key != "redis":
+            raise KeyError(key)
+        self[key] = client = self._redis()
+        return client
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key == "redis" else super().get(key, default)
+
+    def copy(self) -> WorkerState:
+        state = WorkerState(self)  # (no __init__ of its own: a copy per job stays cheap)
+        state._redis = self._redis
+        return state
 
 
 class Context(MutableMapping[str, Any]):

@@ -143,7 +143,7 @@ class Runner:
             max_tries=max_tries,
             enqueued_ms=job.enqueued_ms,
             queue=self.queue,
-            state=dict(self.state),
+            state=self.state.copy(),
             report_progress=self._progress_reporter(job),
             checkpoint=job.checkpoint,
             save_checkpoint=self._checkpoint_saver(job),

@@ -21,7 +21,7 @@ from . import _defaults
 from ._cancels import CancelListener
 from ._claimer import Claimer
 from ._compat import cancel_and_wait, timeout
-from ._context import Context
+from ._context import Context, WorkerState
 from ._cron_scheduler import CronScheduler
 from ._errors import ConfigurationError, WorkerFailed, WorkerLost
 from ._finisher import Finisher
@@ -74,7 +74,8 @@ class Worker:
         )
         self.keys = [QueueKeys(q, self.settings.prefix) for q in self.settings.queues]
         #: The worker-wide state: what on_startup puts here, every job's ctx starts from.
-        self.state: dict[str, Any] = dict(self.settings.state)
+        self.state = WorkerState.of(self.settings.state, self._arq_client)
+        self._arq_redis: Any = None
         self.running = RunningJobs()
         self.metrics: Any = None
         self.outages = OutageLog(log)
@@ -110,8 +111,9 @@ class Worker:
             tracer_provider=s.tracer_provider,
         )
         self.state["queue"] = queue
+        self.state.pop("redis", None)  # arq's client on this run's pool, made at its first read
+        self._arq_redis = None
         self.state["worker_id"] = self.id
-        self.state["redis"] = _arq_client(queue)
         supervisor = Supervisor(log, self.outages, give_up_after=s.give_up_after)
         finisher = Finisher(store, supervisor)
         hooks = Hooks(s)
@@ -341,6 +343,16 @@ class Worker:
         """Ask the worker to stop claiming and shut down gracefully."""
         self._stopping.set()
 
+    def _arq_client(self) -> Any:
+        """``ctx["redis"]``: arq's client (raw commands and ``enqueue_job``) on the worker's
+        connection pool; the Queue itself where arq's client cannot share it (a cluster)."""
+        if self._arq_redis is None:
+            from .arq.connections import ArqRedis  # the arq package imports this module
+
+            queue = self.state["queue"]
+            self._arq_redis = ArqRedis.for_queue(queue) or queue
+        return self._arq_redis
+
     def _install_signals(self) -> list[int]:
         loop = asyncio.get_running_loop()
         installed: list[int] = []
@@ -408,7 +420,7 @@ class Worker:
                 max_tries=0,
                 enqueued_ms=0,
                 queue=queue,
-                state=dict(self.state),
+                state=self.state.copy(),
             )
             await hooks.call("on_dead_letter", ctx, WorkerLost(dead.error_type, dead.error_message))
 
@@ -444,14 +456,6 @@ def _spawn(
     if context is None:
         return asyncio.create_task(coro, name=name)
     return context.run(asyncio.create_task, coro, name=name)
-
-
-def _arq_client(queue: Queue) -> Any:
-    """``ctx["redis"]``: arq's client (raw commands and ``enqueue_job``) on the worker's
-    connection pool; the Queue itself where arq's client cannot share it (a cluster)."""
-    from .arq.connections import ArqRedis  # the arq package imports this module: not at the top
-
-    return ArqRedis.for_queue(queue) or queue
 
 
 def _once(fn: Callable[[], Awaitable[None]]) -> Callable[[], Awaitable[bool]]:

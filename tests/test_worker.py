@@ -88,6 +88,73 @@ async def test_context_fields_and_startup_state(queue: Queue) -> None:
     assert await queue.job(follow_id).result(timeout=5) == 8, "follow-up job ran in the burst"
 
 
+@pytest.mark.parametrize("first_read", ["on_startup", "in_a_job"])
+async def test_ctx_redis_is_one_arq_client_made_at_its_first_read(
+    queue: Queue, first_read: str
+) -> None:
+    from asyncjobs.arq import ArqRedis
+
+    at_startup: dict[str, Any] = {}
+    clients: list[Any] = []
+
+    async def startup(state: dict[str, Any]) -> None:
+        if first_read == "on_startup":
+            at_startup.update(got=state.get("redis"), listed="redis" in state)
+            clients.append(state["redis"])
+
+    @task(name="use_redis")
+    async def use_redis(ctx: Context, n: int) -> int:
+        clients.append(ctx["redis"])
+        if isinstance(ctx["redis"], ArqRedis):  # raw commands on the worker's own pool
+            await ctx["redis"].incr(f"{queue.name}:counted")
+        return n
+
+    jobs = [await queue.enqueue(use_redis, n) for n in range(3)]
+    await run_burst(queue, [use_redis], on_startup=startup)
+    assert [await j.result(timeout=5) for j in jobs] == [0, 1, 2]
+    assert all(client is clients[0] for client in clients), "one client per worker"
+    if first_read == "on_startup":
+        assert at_startup == {"listed": True, "got": clients[0]}
+    if queue.url.startswith("redis+cluster"):  # arq's client cannot share a cluster pool
+        assert clients[0] is not None
+    else:
+        assert isinstance(clients[0], ArqRedis)
+        assert await queue.client.get(f"{queue.name}:counted") == b"3"
+
+
+def test_a_worker_that_never_reads_ctx_redis_does_not_import_arqs_side() -> None:
+    import subprocess
+
+    program = """
+import asyncio, sys
+from asyncjobs import Queue, Worker, WorkerSettings, task
+
+@task
+async def noop(ctx):
+    return 1
+
+async def main(read):
+    async with Queue("memory://lazy-arq") as queue:
+        job = await queue.enqueue(noop)
+        async def startup(state):
+            if read:
+                state["redis"]
+        await Worker(WorkerSettings(functions=[noop], redis_url=queue.url, burst=True,
+                                    on_startup=startup)).run()
+        assert await job.result(timeout=5) == 1
+    print("asyncjobs.arq" in sys.modules)
+
+asyncio.run(main(sys.argv[1] == "read"))
+"""
+    imported = {
+        how: subprocess.run(
+            [sys.executable, "-c", program, how], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        for how in ("skip", "read")
+    }
+    assert imported == {"skip": "False", "read": "True"}
+
+
 async def test_retries_until_success(queue: Queue) -> None:
     tries: dict[int, int] = {}
 
