@@ -19,10 +19,10 @@ from datetime import datetime, timedelta, timezone, tzinfo
 from typing import Any, Literal
 
 import orjson
-from pydantic import BaseModel
 
 from . import _serde
 from ._errors import ConfigurationError, UnknownTaskError
+from ._models import Model
 from ._options import JobDefaults, new_job
 from ._presence import worker_info
 from ._store import CronChange, QueueKeys, Store
@@ -254,7 +254,7 @@ def from_definition(name: str, raw: bytes, task: Task[Any, Any], queue: str) -> 
     )
 
 
-class CronInfo(BaseModel):
+class CronInfo(Model):
     """A cron as ``Queue.crons()`` lists it: added at run time, or declared by live workers'
     settings (``source``)."""
 

@@ -9,13 +9,11 @@ from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
 from ._job import Job
-from ._models import JobInfo, JobStatus
+from ._models import JobInfo, JobStatus, Model
 
 
-class JobView(BaseModel):
+class JobView(Model):
     """A job as the router shows it: ``result`` only when it succeeded, errors when it failed."""
 
     id: str

@@ -12,14 +12,12 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel
-
-from ._models import ms_to_datetime
+from ._models import Model, ms_to_datetime
 from ._store import WorkerRecord
 from ._version import VERSION
 
 
-class WorkerInfo(BaseModel):
+class WorkerInfo(Model):
     """One live worker, as its last heartbeat described it."""
 
     id: str

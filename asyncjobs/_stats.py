@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-from pydantic import BaseModel
-
-from ._models import ms_to_datetime
+from ._models import Model, ms_to_datetime
 from ._store import QueueCounts
 
 #: The outcomes the history counts (each counted where the try ends, in Lua: see tally).
@@ -16,7 +14,7 @@ MINUTE_MS, HOUR_MS = 60_000, 3_600_000
 MAX_MINUTES, MAX_HOURS = 8 * 60, 7 * 24
 
 
-class _Outcomes(BaseModel):
+class _Outcomes(Model):
     succeeded: int = 0  # jobs that ended succeeded
     failed: int = 0  # jobs that ended failed (dead-lettered)
     retried: int = 0  # failed tries given another try
@@ -37,7 +35,7 @@ class HourlyBucket(_Outcomes):
     hour: datetime
 
 
-class UnknownTask(BaseModel):
+class UnknownTask(Model):
     """A task some job names that a worker serving the queue does not register."""
 
     task: str
@@ -45,7 +43,7 @@ class UnknownTask(BaseModel):
     worker: str  # which one
 
 
-class QueueStats(BaseModel):
+class QueueStats(Model):
     """One queue now: its jobs, workers, pause state, counters since it was created, and what
     ended per minute (``history``, oldest first) and per hour (``hourly``)."""
 

@@ -122,16 +122,26 @@ async def test_ctx_redis_is_one_arq_client_made_at_its_first_read(
         assert await queue.client.get(f"{queue.name}:counted") == b"3"
 
 
-def test_a_worker_that_never_reads_ctx_redis_does_not_import_arqs_side() -> None:
+def test_a_worker_start_skips_what_no_job_uses() -> None:
+    """A worker whose jobs never read ``ctx["redis"]`` does not import arq's side, and builds
+    no validator of the package's models (each is built at its first use)."""
     import subprocess
 
     program = """
 import asyncio, sys
 from asyncjobs import Queue, Worker, WorkerSettings, task
+from asyncjobs._models import Model
 
 @task
 async def noop(ctx):
     return 1
+
+def built():
+    def subclasses(cls):
+        for sub in cls.__subclasses__():
+            yield sub
+            yield from subclasses(sub)
+    return sorted(sub.__name__ for sub in subclasses(Model) if sub.__pydantic_complete__)
 
 async def main(read):
     async with Queue("memory://lazy-arq") as queue:
@@ -141,18 +151,19 @@ async def main(read):
                 state["redis"]
         await Worker(WorkerSettings(functions=[noop], redis_url=queue.url, burst=True,
                                     on_startup=startup)).run()
-        assert await job.result(timeout=5) == 1
-    print("asyncjobs.arq" in sys.modules)
+        after_run = built()
+        assert (await job.info()).result == 1
+        print("asyncjobs.arq" in sys.modules, after_run, built())
 
 asyncio.run(main(sys.argv[1] == "read"))
 """
-    imported = {
+    seen = {
         how: subprocess.run(
             [sys.executable, "-c", program, how], capture_output=True, text=True, check=True
         ).stdout.strip()
         for how in ("skip", "read")
     }
-    assert imported == {"skip": "False", "read": "True"}
+    assert seen == {"skip": "False [] ['JobInfo']", "read": "True [] ['JobInfo']"}
 
 
 async def test_retries_until_success(queue: Queue) -> None:
