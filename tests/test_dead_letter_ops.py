@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 
 import pytest
 
-from asyncjobs import JobStatus, Queue
+from asyncjobs import JobStatus, Queue, _operations
 from asyncjobs._store import NewJob, QueueKeys, Store
 
 
@@ -88,22 +88,25 @@ async def test_dead_letters_of_an_older_release_are_still_found(redis_url: str) 
         assert await job.status() is JobStatus.QUEUED
 
 
-async def test_search_dead_letters_by_task_and_error_text(big_queue: Queue) -> None:
+async def test_search_dead_letters_by_task_and_error_text(
+    big_queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(_operations, "SEARCH_STEP", 100)  # the search crosses several steps
     q, keys = big_queue, big_queue.keys_for(big_queue.name)
-    await dead_letter(q.store, keys, [f"a{i}" for i in range(3000)], "send", "TimeoutError: SMTP")
+    await dead_letter(q.store, keys, [f"a{i}" for i in range(300)], "send", "TimeoutError: SMTP")
     await dead_letter(q.store, keys, ["b0", "b1"], "bill", "ValueError: no card")
-    await dead_letter(q.store, keys, [f"c{i}" for i in range(3000)], "send", "OSError: refused")
+    await dead_letter(q.store, keys, [f"c{i}" for i in range(300)], "send", "OSError: refused")
 
     timeouts = await q.dead_letters(limit=5, search="timeouterror: smtp")
-    assert [d.id for d in timeouts] == [f"a{i}" for i in range(2999, 2994, -1)]
+    assert [d.id for d in timeouts] == [f"a{i}" for i in range(299, 294, -1)]
     assert [d.id for d in await q.dead_letters(task="bill")] == ["b1", "b0"]
     assert [d.id for d in await q.dead_letters(task="bill", search="card")] == ["b1", "b0"]
     assert await q.dead_letters(task="bill", search="refused") == []
     page = await q.dead_letters(limit=2, task="send", before=timeouts[-1].dead_letter_id)
-    assert [d.id for d in page] == ["a2994", "a2993"], "the next page starts after the last"
+    assert [d.id for d in page] == ["a294", "a293"], "the next page starts after the last"
     plain = await q.dead_letters(limit=2, before=page[-1].dead_letter_id)
-    assert [d.id for d in plain] == ["a2992", "a2991"]
-    failed = await q.jobs(JobStatus.FAILED, offset=3000, limit=2)
+    assert [d.id for d in plain] == ["a292", "a291"]
+    failed = await q.jobs(JobStatus.FAILED, offset=300, limit=2)
     assert [d.id for d in failed] == ["b1", "b0"]
 
 
