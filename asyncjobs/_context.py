@@ -26,7 +26,8 @@ class WorkerState(dict[str, Any]):
     """The worker-wide state (``on_startup``'s ctx), where ``"redis"``, arq's client, is made at
     its first read: a worker that never reads it does not import arq's side (~7 ms of start-up).
 
-    ``state["redis"]`` and ``state.get("redis")`` read it; it is listed among the keys once read.
+    ``state["redis"]`` and ``state.get("redis")`` read it; it is listed among the keys once read
+    (from the start where ``asyncjobs.arq`` is imported: arq code may list them).
     ``copy()`` (each job's own state) shares the one client.
     """
 

@@ -14,6 +14,7 @@ import logging
 import os
 import signal
 import socket
+import sys
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
@@ -113,6 +114,8 @@ class Worker:
         self.state["queue"] = queue
         self.state.pop("redis", None)  # arq's client on this run's pool, made at its first read
         self._arq_redis = None
+        if "asyncjobs.arq" in sys.modules:  # arq code: ctx lists "redis" from the start, as arq's
+            self.state["redis"] = self._arq_client()  # (free: that import was its cost)
         self.state["worker_id"] = self.id
         supervisor = Supervisor(log, self.outages, give_up_after=s.give_up_after)
         finisher = Finisher(store, supervisor)

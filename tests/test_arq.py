@@ -369,6 +369,7 @@ async def test_hooks_run_in_arqs_order_with_the_worker_ctx(
     events: list[str] = []
 
     async def startup(ctx: dict[str, Any]) -> None:
+        assert "redis" in list(ctx), "listed before its first read, as in arq's ctx dict"
         events.append(f"startup redis={type(ctx['redis']).__name__} seed={ctx['seed']}")
         ctx["db"] = "connection"
 

@@ -90,10 +90,13 @@ async def test_context_fields_and_startup_state(queue: Queue) -> None:
 
 @pytest.mark.parametrize("first_read", ["on_startup", "in_a_job"])
 async def test_ctx_redis_is_one_arq_client_made_at_its_first_read(
-    queue: Queue, first_read: str
+    queue: Queue, first_read: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from asyncjobs.arq import ArqRedis
 
+    # as in an app that never imports asyncjobs.arq (where it is imported, "redis" is made
+    # at the start: tests/test_arq.py)
+    monkeypatch.delitem(sys.modules, "asyncjobs.arq")
     at_startup: dict[str, Any] = {}
     clients: list[Any] = []
 
