@@ -1,8 +1,9 @@
 """Run by hand: make each change a test must catch, run that test, put the code back.
 
-    python tests/mutants.py
+    python tests/mutants.py ["name of a change" ...]
 
-Each line prints CAUGHT (the test failed, as it should) or MISSED. Not collected by pytest.
+With names, only those changes are made. Each line prints CAUGHT (the test failed, as it
+should) or MISSED. Not collected by pytest.
 """
 
 from __future__ import annotations
@@ -83,20 +84,72 @@ MUTANTS = [
     (
         "shared ctx",
         "asyncjobs/_runner.py",
-        "state=dict(self.state),",
+        "state=self.state.copy(),",
         "state=self.state,",
         f"{PROMISES}::test_each_job_keeps_its_own_ctx_writes",
+    ),
+    (
+        "ack ignores token",
+        "asyncjobs/scripts/complete.lua",
+        "  if f[1] == token then",
+        "  if true then",
+        "tests/test_scripts.py::test_fencing_refuses_an_old_token",
+    ),
+    (
+        "no idempotency",
+        "asyncjobs/scripts/_prelude.lua",
+        "rcall('SET', P.idem .. idem_key, id, 'PX', idem_ttl)",
+        "",
+        "tests/test_queue.py::test_idempotency_key_returns_existing_job",
+    ),
+    (
+        "paused claims",
+        "asyncjobs/scripts/claim.lua",
+        "if paused then n = 0 end",
+        "",
+        "tests/test_scripts.py::test_a_paused_queue_claims_nothing_and_is_woken_only_by_resume",
+    ),
+    (
+        "endless retries",
+        "asyncjobs/scripts/fail.lua",
+        "attempts < max_tries",
+        "true",
+        "tests/test_scripts.py::test_fail_retries_then_dead_letters",
+    ),
+    (
+        "no lease",
+        "asyncjobs/scripts/claim.lua",
+        "zadd_pairs(K.leases, leased)",
+        "",
+        "tests/test_scripts.py::test_fencing_refuses_an_old_token",
+    ),
+    (
+        "no recovery",
+        "asyncjobs/scripts/recover.lua",
+        "  if f[4] == 'in_progress' then",
+        "  if false then",
+        "tests/test_scripts.py::test_fencing_refuses_an_old_token",
+    ),
+    (
+        "enqueue wakes no one",
+        "asyncjobs/scripts/_prelude.lua",
+        "  if rcall('EXISTS', K.paused) == 0 then rcall('ZADD', K.wake, 0, 'w') end",
+        "",
+        "tests/test_worker.py",
     ),
 ]
 
 
 def main() -> int:
     missed = 0
+    wanted = set(sys.argv[1:])
     for name, rel, old, new, test in MUTANTS:
+        if wanted and name not in wanted:
+            continue
         path = ROOT / rel
         source = path.read_text()
         if old not in source:
-            print(f"{name:16} STALE   {rel} no longer holds {old!r}")
+            print(f"{name:20} STALE   {rel} no longer holds {old!r}")
             missed += 1
             continue
         path.write_text(source.replace(old, new, 1))
@@ -108,7 +161,7 @@ def main() -> int:
         finally:
             path.write_text(source)
         lines = run.stdout.strip().splitlines()
-        print(f"{name:16} {'CAUGHT' if run.returncode else 'MISSED'}  {lines[-1] if lines else ''}")
+        print(f"{name:20} {'CAUGHT' if run.returncode else 'MISSED'}  {lines[-1] if lines else ''}")
         missed += run.returncode == 0
     return 1 if missed else 0
 
